@@ -1,0 +1,69 @@
+"""The provider's exceptions: a small hierarchy, each a name and a docstring.
+
+Every message names what failed, the offending value, and how to fix it. None of them ever
+carries the API key: the hook builds messages from status codes, envelopes and query
+parameters, and the key travels only in a request header.
+"""
+
+from __future__ import annotations
+
+
+class RevCentError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class RevCentConfigError(RevCentError, ValueError):
+    """A setting is invalid: an argument, a connection field or a template that rendered to a bad value."""
+
+
+class RevCentAPIError(RevCentError):
+    """The RevCent API answered with something that is not a page of customers.
+
+    :param message: what failed and how to fix it.
+    :param status: the HTTP status, or ``None`` when no response arrived.
+    :param error_code: the ``error_code`` of RevCent's error envelope, when there was one.
+    :param api_message: the ``message`` of RevCent's error envelope, when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        api_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.api_message = api_message
+        self.retry_after = retry_after
+
+
+class RevCentTransientError(RevCentAPIError):
+    """A failure worth retrying: 429, 5xx, a reset or timed-out connection, a cut or unreadable body."""
+
+
+class RevCentAuthError(RevCentAPIError):
+    """The API key was missing or rejected (401/403). Never retried."""
+
+
+class RevCentRequestError(RevCentAPIError):
+    """The API rejected the request itself (400 or another 4xx). Never retried."""
+
+
+class RevCentRetryBudgetExceeded(RevCentAPIError):
+    """A request kept failing transiently until its retry budget (attempts or seconds) was spent."""
+
+
+class RevCentWindowUnsettledError(RevCentError):
+    """A window's result kept changing while it was paged, for more passes than allowed."""
+
+
+class RevCentDataError(RevCentError):
+    """A customer returned by the API does not match the spec (missing id, a field of the wrong type)."""
+
+
+class RevCentBigQueryError(RevCentError):
+    """A BigQuery step failed: a conflicting table schema, a dataset in another location, a failed job."""

@@ -1,0 +1,601 @@
+"""RevCentHook: the RevCent v2 API over HTTP: connection, authentication, paging, retries, errors.
+
+The hook owns every byte sent to RevCent and nothing else: it knows windows of unix seconds and
+returns parsed pages and customers; it knows nothing of BigQuery or of Airflow run dates.
+
+One choke point: :meth:`RevCentHook.get_customers_page` sends one request (paced, retried) and
+:func:`parse_customers_response` decides what its answer is. :meth:`RevCentHook.iter_pages` reads
+windows concurrently on top of it, driving :class:`~airflow_revcent.paging.WindowReader`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+from requests.adapters import HTTPAdapter
+
+from airflow_revcent import __version__
+from airflow_revcent.exceptions import (
+    RevCentAPIError,
+    RevCentAuthError,
+    RevCentConfigError,
+    RevCentRequestError,
+    RevCentRetryBudgetExceeded,
+    RevCentTransientError,
+)
+from airflow_revcent.filters import CustomerFilters
+from airflow_revcent.pacing import Pacer
+from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowReader, WindowStats
+from airflow_revcent.windows import Window
+
+DEFAULT_HOST = "https://api.revcent.com"
+CUSTOMERS_ENDPOINT = "/v2/customers"
+MAX_PAGE_SIZE = 25
+
+#: Conservative defaults: RevCent publishes no rate limit. Four requests in flight and ten
+#: requests per second are far below what one browser session sends, and still page ~4x
+#: faster than a sequential client at typical latencies. Tune them per connection (extras) or
+#: per task (operator arguments).
+DEFAULT_MAX_CONCURRENCY = 4
+DEFAULT_MAX_REQUESTS_PER_SECOND = 10.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_RETRY_MAX_ATTEMPTS = 8
+DEFAULT_RETRY_MAX_SECONDS = 600.0
+#: Longest single wait between attempts, and the cap on a Retry-After we agree to honour.
+MAX_BACKOFF_SECONDS = 60.0
+
+#: Connection extras this hook understands. Nothing from the extras is ever sent as a header
+#: (HttpHook would send unknown extras as headers; this hook never does).
+KNOWN_EXTRAS = (
+    "max_concurrency",
+    "max_requests_per_second",
+    "connect_timeout",
+    "read_timeout",
+    "timeout",
+    "retry_max_attempts",
+    "retry_max_seconds",
+    "verify",
+)
+
+
+def base_url_from_host(host: str | None, port: int | None = None) -> str:
+    """The API root for a connection's host.
+
+    Empty means ``https://api.revcent.com``; a host without a scheme means https; plain http only
+    when the host says ``http://`` explicitly (a local sandbox).
+
+    :param host: the connection's host field.
+    :param port: the connection's port field, if any.
+    """
+    text = (host or "").strip()
+    if not text.rstrip("/"):
+        return DEFAULT_HOST
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RevCentConfigError(
+            f"Connection host {host!r} is not an http(s) URL; use the API root such as "
+            f"{DEFAULT_HOST} (or leave it empty)."
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith("/v2"):
+        # Users paste the versioned URL; the hook adds /v2/customers itself.
+        path = path[: -len("/v2")]
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _envelope(body: Any) -> tuple[str | None, str | None]:
+    if isinstance(body, dict):
+        code, message = body.get("error_code"), body.get("message")
+        return (str(code) if code is not None else None, str(message) if message is not None else None)
+    return None, None
+
+
+def _describe(status: int, error_code: str | None, api_message: str | None) -> str:
+    parts = [f"HTTP {status}"]
+    if error_code:
+        parts.append(f"error_code={error_code!r}")
+    if api_message:
+        parts.append(f"message={api_message[:300]!r}")
+    return ", ".join(parts)
+
+
+def parse_customers_response(
+    status: int, content: bytes, headers: Mapping[str, str] | None = None, *, what: str = "request"
+) -> CustomersPage:
+    """Decide what one HTTP answer is: a page of customers, or an error of the right class.
+
+    A body is a page only when it is JSON with ``code == 1`` and the envelope fields. Anything
+    else raises: :class:`RevCentTransientError` (429, 5xx, a cut or unreadable body, an error
+    envelope with HTTP 200), :class:`RevCentAuthError` (401/403) or :class:`RevCentRequestError`.
+
+    :param status: HTTP status code.
+    :param content: raw body.
+    :param headers: response headers (for ``Retry-After``).
+    :param what: names the request in messages (window and page).
+    """
+    try:
+        body: Any = json.loads(content)
+    except ValueError:
+        body = None
+    error_code, api_message = _envelope(body)
+    detail = _describe(status, error_code, api_message)
+    if status == 429:
+        retry_after = parse_retry_after((headers or {}).get("Retry-After"))
+        raise RevCentTransientError(
+            f"RevCent throttled the {what} ({detail}).", status=status, error_code=error_code,
+            api_message=api_message, retry_after=retry_after,
+        )
+    if status in (401, 403):
+        raise RevCentAuthError(
+            f"RevCent rejected the API key for the {what} ({detail}). Put a valid RevCent API key in the "
+            "connection's password field, and check it is for the right mode (Live or Test).",
+            status=status, error_code=error_code, api_message=api_message,
+        )
+    if status == 408 or status >= 500:
+        raise RevCentTransientError(
+            f"RevCent failed the {what} ({detail}).", status=status, error_code=error_code, api_message=api_message
+        )
+    if status == 404:
+        raise RevCentRequestError(
+            f"RevCent has no {CUSTOMERS_ENDPOINT} at this host ({detail}). The connection's host must be the "
+            f"API root, such as {DEFAULT_HOST}.", status=status, error_code=error_code, api_message=api_message,
+        )
+    if not 200 <= status < 300:
+        raise RevCentRequestError(
+            f"RevCent refused the {what} ({detail}). The request's parameters are shown above; fix the "
+            "argument the message names.", status=status, error_code=error_code, api_message=api_message,
+        )
+    if body is None:
+        raise RevCentTransientError(
+            f"RevCent answered the {what} with HTTP {status} but a body that is not JSON (cut short or "
+            f"garbled, {len(content)} bytes).", status=status,
+        )
+    if not isinstance(body, dict) or body.get("code") != 1:
+        code = body.get("code") if isinstance(body, dict) else None
+        raise RevCentTransientError(
+            f"RevCent answered the {what} with an error envelope despite HTTP {status} "
+            f"(code={code!r}, {detail}).", status=status, error_code=error_code, api_message=api_message,
+        )
+    fields = ("current_page", "total_count", "total_pages")
+    values = [body.get(name) for name in fields]
+    results = body.get("results")
+    if any(type(v) is not int for v in values) or not isinstance(results, list):
+        shown = {name: body.get(name) for name in (*fields, "results") if name != "results"}
+        raise RevCentAPIError(
+            f"RevCent's answer to the {what} has code 1 but not the documented envelope ({shown}, results "
+            f"is {type(results).__name__}). The API contract changed; report it.", status=status,
+        )
+    return CustomersPage(values[0], values[1], values[2], results)
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """Everything the hook reads from its connection, merged with the arguments that override it."""
+
+    base_url: str
+    api_key: str
+    max_concurrency: int
+    max_requests_per_second: float
+    connect_timeout: float
+    read_timeout: float
+    retry_max_attempts: int
+    retry_max_seconds: float
+    verify: bool
+
+    def __repr__(self) -> str:
+        # Never show the key, even in a debugger or a traceback's locals.
+        return f"HookSettings(base_url={self.base_url!r}, api_key=***, max_concurrency={self.max_concurrency})"
+
+
+def _number(value: Any, name: str, *, minimum: float, integer: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RevCentConfigError(f"{name}={value!r} is not a number.") from None
+    if not math.isfinite(number) or number < minimum or (integer and number != int(number)):
+        kind = "an integer" if integer else "a number"
+        raise RevCentConfigError(f"{name}={value!r} must be {kind} >= {minimum:g}.")
+    return number
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise RevCentConfigError(f"{name}={value!r} must be true or false.")
+
+
+@dataclass
+class WindowBatch:
+    """Customers that one page added to one window; ``finished`` is set on the window's last batch."""
+
+    index: int
+    window: Window
+    customers: list[dict[str, Any]]
+    finished: WindowStats | None = None
+
+
+class RevCentHook(HttpHook):
+    """Talks to the RevCent v2 API.
+
+    The connection (type ``revcent``): host = API root (empty for ``https://api.revcent.com``),
+    password = API key. Optional extras: ``max_concurrency``, ``max_requests_per_second``
+    (``0`` = no limit), ``connect_timeout``, ``read_timeout``, ``retry_max_attempts``,
+    ``retry_max_seconds``, ``verify`` (TLS verification, default true). Arguments given here win
+    over the extras. The constructor reads nothing; the connection is read on first use.
+
+    :param revcent_conn_id: the Airflow connection id.
+    :param max_concurrency: most requests in flight at once (default 4).
+    :param max_requests_per_second: pace ceiling for everything this hook sends (default 10,
+        ``0`` for none).
+    :param connect_timeout: seconds to establish a connection (default 10).
+    :param read_timeout: seconds to wait for response data (default 60).
+    :param retry_max_attempts: attempts per request before giving up (default 8).
+    :param retry_max_seconds: seconds per request, retries included, before giving up (default 600).
+    :param max_passes: full re-reads allowed for a window whose results shift while it is paged.
+    """
+
+    conn_name_attr = "revcent_conn_id"
+    default_conn_name = "revcent_default"
+    conn_type = "revcent"
+    hook_name = "RevCent"
+    default_host = DEFAULT_HOST
+
+    def __init__(
+        self,
+        revcent_conn_id: str = default_conn_name,
+        *,
+        max_concurrency: int | None = None,
+        max_requests_per_second: float | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        retry_max_attempts: int | None = None,
+        retry_max_seconds: float | None = None,
+        max_passes: int = DEFAULT_MAX_PASSES,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=revcent_conn_id)
+        self.revcent_conn_id = revcent_conn_id
+        self._overrides: dict[str, Any] = {
+            "max_concurrency": max_concurrency,
+            "max_requests_per_second": max_requests_per_second,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "retry_max_attempts": retry_max_attempts,
+            "retry_max_seconds": retry_max_seconds,
+        }
+        self.max_passes = max_passes
+        self._local = threading.local()
+        self._first_page = 1
+        self._requests_lock = threading.Lock()
+        #: HTTP requests sent by this hook (retries included).
+        self.requests_sent = 0
+
+    # -- connection -----------------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> HookSettings:
+        """The connection, read once, validated, merged with this hook's arguments."""
+        conn = self.get_connection(self.revcent_conn_id)
+        # The connection form stores its fields as plain keys; older forms used a prefix.
+        extra = {k.removeprefix("extra__revcent__"): v for k, v in (conn.extra_dejson or {}).items()}
+        unknown = sorted(set(extra) - set(KNOWN_EXTRAS))
+        if unknown:
+            self.log.warning(
+                "Connection %r has extras this hook does not use (ignored, never sent): %s",
+                self.revcent_conn_id, ", ".join(unknown),
+            )
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise RevCentConfigError(
+                f"Connection {self.revcent_conn_id!r} has no API key: put your RevCent API key in its "
+                "password field."
+            )
+        timeout = extra.get("timeout")
+        merged = {k: v for k, v in extra.items() if k in KNOWN_EXTRAS}
+        if timeout is not None:
+            merged.setdefault("connect_timeout", timeout)
+            merged.setdefault("read_timeout", timeout)
+        merged.update({k: v for k, v in self._overrides.items() if v is not None})
+
+        def pick(name: str, default: Any) -> Any:
+            return merged.get(name, default)
+
+        verify = _flag(pick("verify", True), "verify")
+        if not verify:
+            self.log.warning(
+                "TLS certificate verification is OFF for connection %r (extra verify=false): the API key "
+                "can be intercepted. Use it only against a local sandbox.", self.revcent_conn_id,
+            )
+        return HookSettings(
+            base_url=base_url_from_host(conn.host, conn.port),
+            api_key=api_key,
+            max_concurrency=int(_number(pick("max_concurrency", DEFAULT_MAX_CONCURRENCY), "max_concurrency",
+                                        minimum=1, integer=True)),
+            max_requests_per_second=_number(
+                pick("max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND), "max_requests_per_second",
+                minimum=0,
+            ),
+            connect_timeout=_number(pick("connect_timeout", DEFAULT_CONNECT_TIMEOUT), "connect_timeout",
+                                    minimum=0.001),
+            read_timeout=_number(pick("read_timeout", DEFAULT_READ_TIMEOUT), "read_timeout", minimum=0.001),
+            retry_max_attempts=int(_number(pick("retry_max_attempts", DEFAULT_RETRY_MAX_ATTEMPTS),
+                                           "retry_max_attempts", minimum=1, integer=True)),
+            retry_max_seconds=_number(pick("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS), "retry_max_seconds",
+                                      minimum=0),
+            verify=verify,
+        )
+
+    @cached_property
+    def pacer(self) -> Pacer:
+        """The pace shared by every request this hook sends."""
+        return Pacer(self.settings.max_requests_per_second or None)
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """A requests session that authenticates to RevCent (also serves ``HttpHook.run``).
+
+        :param headers: extra headers for this session.
+        :param extra_options: ignored; kept for HttpHook's signature.
+        """
+        settings = self.settings
+        session = requests.Session()
+        session.headers.update(
+            {
+                "x-api-key": settings.api_key,
+                "Accept": "application/json",
+                "User-Agent": f"airflow-provider-revcent/{__version__}",
+            }
+        )
+        session.verify = settings.verify
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(2, settings.max_concurrency), max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        if headers:
+            session.headers.update(headers)
+        self.base_url = settings.base_url
+        self._base_url_initialized = True
+        # HttpHook.run reads its timeout from merged_extra.
+        self.merged_extra = {"timeout": (settings.connect_timeout, settings.read_timeout)}
+        return session
+
+    def _session(self) -> requests.Session:
+        # One session per thread: requests.Session is not documented as thread-safe.
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self.get_conn()
+        return session
+
+    # -- one request ----------------------------------------------------------------------------
+    def get_customers_page(
+        self,
+        date_start: int,
+        date_end: int,
+        page: int,
+        *,
+        limit: int = MAX_PAGE_SIZE,
+        filters: CustomerFilters | None = None,
+        label: str | None = None,
+    ) -> CustomersPage:
+        """Fetch one page of ``GET /v2/customers``, paced and retried.
+
+        :param date_start: ``date_start`` (unix seconds) as sent.
+        :param date_end: ``date_end`` (unix seconds) as sent.
+        :param page: page number.
+        :param limit: customers per page, 1..25.
+        :param filters: optional filters.
+        :param label: how messages name this request (defaults to the dates and page).
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise RevCentConfigError(f"page_size={limit} is outside 1..{MAX_PAGE_SIZE}, the API's limit.")
+        params: list[tuple[str, str | int]] = [
+            ("date_start", date_start), ("date_end", date_end), ("page", page), ("limit", limit),
+        ]
+        params.extend((filters or CustomerFilters()).to_params())
+        what = label or f"request for date_start={date_start}, date_end={date_end}, page {page}"
+        settings = self.settings
+        url = settings.base_url + CUSTOMERS_ENDPOINT
+        started = time.monotonic()
+
+        def attempt() -> CustomersPage:
+            sent_at = self.pacer.acquire()
+            with self._requests_lock:
+                self.requests_sent += 1
+            try:
+                response = self._session().get(
+                    url, params=params, timeout=(settings.connect_timeout, settings.read_timeout)
+                )
+                content = response.content
+            except requests.Timeout as exc:
+                raise RevCentTransientError(
+                    f"RevCent did not answer the {what} within the timeouts (connect {settings.connect_timeout:g}"
+                    f" s, read {settings.read_timeout:g} s): {type(exc).__name__}."
+                ) from None
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise RevCentTransientError(
+                    f"The connection to {settings.base_url} failed during the {what}: {type(exc).__name__}."
+                ) from None
+            try:
+                result = parse_customers_response(response.status_code, content, response.headers, what=what)
+            except RevCentTransientError as exc:
+                if exc.status == 429:
+                    self.pacer.on_throttle(sent_at, exc.retry_after)
+                raise
+            self.pacer.on_success(sent_at)
+            return result
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(settings.retry_max_attempts)
+            | tenacity.stop_before_delay(settings.retry_max_seconds),
+            wait=_wait_for_retry,
+            retry=tenacity.retry_if_exception_type(RevCentTransientError),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except RevCentTransientError as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise RevCentRetryBudgetExceeded(
+                f"Gave up on the {what} after {attempts} attempts in {time.monotonic() - started:.1f} s "
+                f"(budget: {settings.retry_max_attempts} attempts, {settings.retry_max_seconds:g} s). Last "
+                f"error: {exc} Raise retry_max_attempts / retry_max_seconds (connection extras or operator "
+                "arguments) if the API needs longer to recover.",
+                status=exc.status, error_code=exc.error_code, api_message=exc.api_message,
+            ) from exc
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning(
+            "%s (attempt %d of %d); retrying in %.1f s",
+            exc, state.attempt_number, self.settings.retry_max_attempts, wait_s,
+        )
+
+    # -- windows --------------------------------------------------------------------------------
+    def iter_pages(
+        self,
+        windows: Sequence[Window],
+        *,
+        filters: CustomerFilters | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        skip_invalid: bool = False,
+    ) -> Iterator[WindowBatch]:
+        """Read windows concurrently; yield the customers each page adds, as pages arrive.
+
+        Page 1 of a window is read first; once it tells ``total_pages``, the window's other pages
+        are requested at once, all windows sharing ``max_concurrency`` (earlier windows first).
+        Within a window a customer is yielded once, and only if the window contains its
+        creation second. Memory stays bounded by the pages in flight.
+
+        :param windows: the windows to read.
+        :param filters: optional filters.
+        :param page_size: customers per page, 1..25.
+        :param skip_invalid: drop customers without a usable id instead of failing.
+        """
+        readers = [
+            WindowReader(w, first_page=self._first_page, max_passes=self.max_passes, skip_invalid=skip_invalid)
+            for w in windows
+        ]
+        started = [0.0] * len(readers)
+        queue: list[tuple[int, int, int]] = []  # (window index, order, page)
+        order = 0
+        for index, reader in enumerate(readers):
+            for page in reader.start():
+                heapq.heappush(queue, (index, order, page))
+                order += 1
+        limit = self.settings.max_concurrency
+        pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="revcent")
+        inflight: dict[Future[CustomersPage], tuple[int, int]] = {}
+        try:
+            while queue or inflight:
+                while queue and len(inflight) < limit:
+                    index, _, page = heapq.heappop(queue)
+                    reader = readers[index]
+                    if not started[index]:
+                        started[index] = time.monotonic()
+                    future = pool.submit(
+                        self.get_customers_page, reader.window.date_start, reader.window.date_end, page,
+                        limit=page_size, filters=filters, label=f"window {reader.window}, page {page}",
+                    )
+                    inflight[future] = (index, page)
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index, page = inflight.pop(future)
+                    reader = readers[index]
+                    try:
+                        result = future.result()
+                    except RevCentRequestError:
+                        if page != 0 or reader.first_page != 1:
+                            raise
+                        next_pages = reader.on_probe_failed()  # page 0 refused: pages start at 1
+                        customers: list[dict[str, Any]] = []
+                    else:
+                        outcome = reader.on_page(page, result)
+                        next_pages, customers = outcome.next_pages, outcome.customers
+                        if reader.first_page == 0:
+                            self._first_page = 0
+                    for next_page in next_pages:
+                        heapq.heappush(queue, (index, order, next_page))
+                        order += 1
+                    batch = WindowBatch(index, reader.window, customers)
+                    if reader.done:
+                        reader.stats.seconds = time.monotonic() - started[index]
+                        batch.finished = reader.stats
+                    if batch.customers or batch.finished:
+                        yield batch
+        finally:
+            for future in inflight:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def iter_customers(
+        self, window: Window, *, filters: CustomerFilters | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the customers of one window one at a time, each once.
+
+        :param window: the window to read.
+        :param filters: optional filters.
+        :param page_size: customers per page, 1..25.
+        """
+        for batch in self.iter_pages([window], filters=filters, page_size=page_size):
+            yield from batch.customers
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap request (one customer of the last day) and say whether it worked."""
+        try:
+            now = int(time.time())
+            page = self.get_customers_page(now - 86400, now, 1, limit=1, label="connection test")
+        except RevCentAuthError as exc:
+            return False, f"The API key was rejected: {exc}"
+        except (RevCentAPIError, RevCentConfigError) as exc:
+            return False, str(exc)
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected to {self.settings.base_url}: {page.total_count} customers created in the last day."
+
+
+def _wait_for_retry(state: tenacity.RetryCallState) -> float:
+    """Honour Retry-After when the server gave one; otherwise exponential backoff with full jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return float(min(retry_after, MAX_BACKOFF_SECONDS))
+    backoff = tenacity.wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
+    return float(backoff(state))

@@ -1,0 +1,154 @@
+"""Rows to newline-delimited JSON files on local disk, as they arrive: memory stays flat.
+
+Each row is serialised once, canonically (sorted keys, no spaces); the SHA-256 of that text is
+the row's ``_content_hash``, and the metadata columns are spliced onto the same text, so a row
+costs one ``json.dumps``. Files roll over at ``max_file_bytes`` (each becomes one load job).
+
+The writer also keeps an order-independent digest of the rows (their hashes summed modulo
+2**256): pages arrive in any order, and the digest names the content whatever the order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+TEMP_PREFIX = "airflow-revcent-"
+_MOD = 1 << 256
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def _ts(unix: int) -> str:
+    return datetime.fromtimestamp(unix, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end: int, run_id: str | None) -> str:
+    """The JSON members shared by every row of one run (spliced onto each row's text).
+
+    :param extracted_at: when the extraction started.
+    :param interval_start: first second of the run's interval.
+    :param interval_end: first second after it.
+    :param run_id: the Airflow run id.
+    """
+    at = extracted_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    members = {
+        "_first_seen_at": at,
+        "_last_changed_at": at,
+        "_extracted_at": at,
+        "_interval_start": _ts(interval_start),
+        "_interval_end": _ts(interval_end),
+        "_run_id": run_id,
+    }
+    return "," + json.dumps(members, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+
+def sweep_stale_dirs(base: str | None = None, *, older_than: float = 3600.0) -> list[str]:
+    """Remove temp folders left by killed runs on this machine (their owner process is gone).
+
+    :param base: the temp folder to look in (default: the system's).
+    :param older_than: only folders at least this old (seconds) are considered.
+    """
+    root = Path(base or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{TEMP_PREFIX}*"):
+        try:
+            pid = int((path / "owner.pid").read_text())
+            if time.time() - path.stat().st_mtime < older_than or _alive(pid):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class NdjsonWriter:
+    """Writes rows to size-capped NDJSON files in a private temp folder, removed on close.
+
+    :param suffix: metadata members from :func:`metadata_suffix`.
+    :param max_file_bytes: roll over to a new file past this size.
+    :param directory: where to create the temp folder (default: the system's temp folder).
+    """
+
+    def __init__(self, suffix: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, directory: str | None = None):
+        self._suffix = suffix
+        self.max_file_bytes = max_file_bytes
+        self.folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=directory))
+        (self.folder / "owner.pid").write_text(str(os.getpid()))
+        self.files: list[Path] = []
+        self.rows = 0
+        self.bytes = 0
+        self._digest = 0
+        self._handle: IO[bytes] | None = None
+        self._file_bytes = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row (the API part; metadata is added here)."""
+        text = _dumps(row)
+        content_hash = hashlib.sha256(text.encode()).hexdigest()
+        self._digest = (self._digest + int(content_hash, 16)) % _MOD
+        line = (
+            f'{text[:-1]},"_created_at":"{_ts(row["created_date_unix"])}",'
+            f'"_content_hash":"{content_hash}"{self._suffix}}}\n'
+        ).encode()
+        if self._handle is None or self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes:
+            self._roll()
+        assert self._handle is not None
+        self._handle.write(line)
+        self._file_bytes += len(line)
+        self.bytes += len(line)
+        self.rows += 1
+
+    def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def _roll(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        path = self.folder / f"customers-{len(self.files):05d}.ndjson"
+        self._handle = path.open("wb", buffering=1 << 20)
+        self.files.append(path)
+        self._file_bytes = 0
+
+    def flush(self) -> list[Path]:
+        """Close the current file; return every file written."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        return list(self.files)
+
+    @property
+    def digest(self) -> str:
+        """An order-independent digest of every row written."""
+        return f"{self._digest:064x}"
+
+    def close(self) -> None:
+        self.flush()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> NdjsonWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,188 @@
+"""Paging state of one window, as a small class fed with plain values (no I/O).
+
+The hook asks :class:`WindowReader` which pages to request and hands it each parsed page; the
+reader answers with the customers that are new and the pages to request next. Pages can arrive
+in any order (the hook fetches them concurrently).
+
+Why passes: the API pages by offset and does not document its sort order or whether pages are
+stable. If customers are created inside a window while it is being read, ``total_count`` changes
+and an offset reader sees some customers twice and misses others. So a *pass* reads every page;
+when it ends, the window is *settled* only if every page of the pass reported the same
+``total_count`` and the distinct ids seen for the window are at least that many. Otherwise
+another pass re-reads the window (already-seen customers are not emitted again), up to
+``max_passes``. With customers only being added, the union of passes then holds every customer
+the API has for the window when extraction ends, each once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_revcent.exceptions import RevCentAPIError, RevCentDataError, RevCentWindowUnsettledError
+from airflow_revcent.windows import Window
+
+DEFAULT_MAX_PASSES = 5
+
+
+@dataclass(frozen=True)
+class CustomersPage:
+    """One successful page of ``GET /v2/customers``.
+
+    :param current_page: the page the API says it served.
+    :param total_count: customers matching the request, according to this response.
+    :param total_pages: pages for the request's ``limit``, according to this response.
+    :param customers: the page's customers, as the API sent them.
+    """
+
+    current_page: int
+    total_count: int
+    total_pages: int
+    customers: list[dict[str, Any]]
+
+
+@dataclass
+class WindowStats:
+    """What reading one window cost and produced."""
+
+    window: Window
+    requests: int = 0
+    passes: int = 0
+    records: int = 0
+    skipped: int = 0
+    total_count: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class PageOutcome:
+    """What to do after a page: customers to emit and pages to request next."""
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    next_pages: list[int] = field(default_factory=list)
+
+
+class WindowReader:
+    """The paging state of one window.
+
+    :param window: the window being read.
+    :param first_page: the number of the first page (RevCent's common case is 1).
+    :param max_passes: how many full passes may be made before the window is declared unsettled.
+    :param skip_invalid: drop customers without a usable ``id``/``created_date_unix`` (counted in
+        ``stats.skipped``) instead of failing.
+    """
+
+    def __init__(
+        self,
+        window: Window,
+        *,
+        first_page: int = 1,
+        max_passes: int = DEFAULT_MAX_PASSES,
+        skip_invalid: bool = False,
+    ) -> None:
+        self.window = window
+        self.first_page = first_page
+        self.max_passes = max_passes
+        self.skip_invalid = skip_invalid
+        self.stats = WindowStats(window)
+        # Every id the API returned for this window's request range, guard seconds included,
+        # because total_count counts those too. Small per customer (a 20-character string) and
+        # dropped when the window is done.
+        self._seen: set[str] = set()
+        self._pass_total: int | None = None
+        self._pass_shifted = False
+        # Unusable customers (skip_invalid) have no id to de-duplicate, but the total counts them.
+        self._pass_skipped = 0
+        self._outstanding: set[int] = set()
+        self._probed_zero = False
+        self.done = False
+
+    def start(self) -> list[int]:
+        """Begin a pass: the first page to request."""
+        self.stats.passes += 1
+        self._pass_total = None
+        self._pass_shifted = False
+        self._pass_skipped = 0
+        self._outstanding = {self.first_page}
+        return [self.first_page]
+
+    def on_page(self, requested: int, page: CustomersPage) -> PageOutcome:
+        """Take one page and say what is new and what to request next.
+
+        :param requested: the page number that was requested.
+        :param page: the parsed response.
+        """
+        self.stats.requests += 1
+        self._outstanding.discard(requested)
+        outcome = PageOutcome()
+        probing_zero = requested == 0 and self.first_page == 1
+        if page.current_page != requested and not probing_zero:
+            raise RevCentAPIError(
+                f"Window {self.window}: asked for page {requested} but the API answered current_page="
+                f"{page.current_page}. The API is not paging as documented; report it to RevCent."
+            )
+        outcome.customers = self._take(page, requested)
+        if probing_zero:
+            if page.current_page == 0 and outcome.customers:
+                # The API numbers pages from 0: page 0 held customers that pages 1..N did not.
+                self.first_page = 0
+        elif self._pass_total is None:
+            self._pass_total = page.total_count
+            self.stats.total_count = page.total_count
+            later = list(range(requested + 1, requested + page.total_pages))
+            self._outstanding.update(later)
+            outcome.next_pages = later
+        elif page.total_count != self._pass_total:
+            self._pass_shifted = True
+            self.stats.total_count = page.total_count
+        if not self._outstanding:
+            outcome.next_pages += self._end_of_pass()
+        return outcome
+
+    def _take(self, page: CustomersPage, requested: int) -> list[dict[str, Any]]:
+        new: list[dict[str, Any]] = []
+        for position, customer in enumerate(page.customers):
+            customer_id = customer.get("id") if isinstance(customer, dict) else None
+            created = customer.get("created_date_unix") if isinstance(customer, dict) else None
+            if not isinstance(customer_id, str) or not customer_id or type(created) is not int:
+                if self.skip_invalid:
+                    self.stats.skipped += 1
+                    self._pass_skipped += 1
+                    continue
+                raise RevCentDataError(
+                    f"Window {self.window}, page {requested}, position {position}: the customer has "
+                    f"id={customer_id!r} and created_date_unix={created!r}; the spec requires a string id "
+                    "and an integer created_date_unix. Set on_invalid_record='skip' to drop such records."
+                )
+            if customer_id in self._seen:
+                continue
+            self._seen.add(customer_id)
+            if self.window.contains(created):
+                new.append(customer)
+        self.stats.records += len(new)
+        return new
+
+    def _end_of_pass(self) -> list[int]:
+        total = self._pass_total or 0
+        if not self._pass_shifted and len(self._seen) + self._pass_skipped >= total:
+            self.done = True
+            self._seen = set()
+            return []
+        if not self._pass_shifted and self.first_page == 1 and not self._probed_zero:
+            # Stable total but fewer ids than it: maybe the API counts pages from 0.
+            self._probed_zero = True
+            self._outstanding = {0}
+            return [0]
+        if self.stats.passes >= self.max_passes:
+            raise RevCentWindowUnsettledError(
+                f"Window {self.window} did not settle after {self.stats.passes} passes: total_count moved "
+                f"while paging or pages missed customers (last total_count={self.stats.total_count}, "
+                f"distinct customers seen={len(self._seen)}). Customers are being created inside this "
+                "window faster than it can be read; retry later or use a smaller window_size."
+            )
+        return self.start()
+
+    def on_probe_failed(self) -> list[int]:
+        """Page 0 was refused (the API numbers from 1): carry on as if the probe found nothing."""
+        self._outstanding.discard(0)
+        return self._end_of_pass() if not self._outstanding else []

@@ -1,0 +1,315 @@
+"""The per-record path: check a customer against the spec, shape it into a row, serialise it.
+
+It runs once per customer, so the field checks are compiled once into closures that know their
+column and path; nothing is looked up or concatenated per field at run time.
+
+What happens to values:
+
+* Values arrive unchanged: strings (empty ones too), numbers, booleans, array order.
+* Date-time strings become RFC 3339 UTC (``2025-03-04T05:06:07.000000Z``), the TIMESTAMP text
+  BigQuery loads everywhere; an empty date-time string has no TIMESTAMP value and becomes NULL.
+* ``null`` for an array is an empty array (BigQuery has no NULL arrays); an absent field is NULL.
+* Fields the spec does not describe are never dropped: they go to ``_unknown_fields`` (a JSON
+  column) by path, and their paths are reported once per run.
+* A value of the wrong type fails the run with the customer id and field path
+  (``on_invalid_record="fail"``), or is kept in ``_unknown_fields`` (``"keep"``).
+* ``exclude_fields`` drop fields before they leave the worker; ``hash_fields`` replace values by
+  a keyed SHA-256 (HMAC) hex digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
+from airflow_revcent.schema import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column, find_column
+
+InvalidPolicy = Literal["fail", "keep"]
+INVALID_POLICIES: tuple[str, ...] = ("fail", "keep")
+
+class _Mismatch(Exception):
+    """A value does not fit its column (internal: turned into a policy decision by the caller)."""
+
+    def __init__(self, path: str, value: Any, expected: str) -> None:
+        super().__init__(path)
+        self.path = path
+        self.value = value
+        self.expected = expected
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _timestamp(value: str) -> str | None:
+    if value == "":
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class PiiSettings:
+    """Which fields leave the worker, and how.
+
+    :param exclude_fields: dotted paths dropped from rows and from the table (``address_line_1``,
+        ``customer_card.first_6``).
+    :param hash_fields: dotted paths whose values are replaced by ``HMAC-SHA256(key, value)`` hex.
+    :param hash_key: the secret HMAC key (from a connection or secret backend, never from code).
+    """
+
+    exclude_fields: tuple[str, ...] = ()
+    hash_fields: tuple[str, ...] = ()
+    hash_key: bytes | None = field(default=None, repr=False)
+
+
+def apply_pii(columns: Sequence[Column], pii: PiiSettings) -> tuple[Column, ...]:
+    """The API columns as the table will hold them: excluded fields gone, hashed fields STRING.
+
+    :param columns: the API's columns.
+    :param pii: the settings to apply.
+    """
+    for path in (*pii.exclude_fields, *pii.hash_fields):
+        if find_column(columns, path) is None:
+            raise RevCentConfigError(
+                f"PII setting names field {path!r}, which the customer object does not have; use a dotted "
+                "path of the spec such as 'email' or 'customer_card.first_6'."
+            )
+        if path == "id" or path == "created_date_unix":
+            raise RevCentConfigError(
+                f"{path!r} cannot be excluded or hashed: the pipeline needs it to de-duplicate and partition."
+            )
+    if pii.hash_fields and not pii.hash_key:
+        raise RevCentConfigError(
+            "hash_fields is set but no hash key was given; store a secret key in a connection (password) "
+            "and pass its id as hash_key_conn_id."
+        )
+
+    def walk(cols: Sequence[Column], prefix: str) -> tuple[Column, ...]:
+        out = []
+        for col in cols:
+            path = prefix + col.name
+            if path in pii.exclude_fields:
+                continue
+            if path in pii.hash_fields:
+                kind = "REPEATED" if col.mode == "REPEATED" else "NULLABLE"
+                note = "HMAC-SHA256 hex of the value (hash_fields)."
+                out.append(Column(col.name, "STRING", kind, f"{col.description} {note}".strip()))
+            elif col.fields:
+                out.append(replace(col, fields=walk(col.fields, path + ".")))
+            else:
+                out.append(col)
+        return tuple(out)
+
+    return walk(columns, "")
+
+
+class RecordConverter:
+    """Turns API customers into table rows (see the module docstring).
+
+    :param columns: the API columns of the table (after :func:`apply_pii`).
+    :param on_invalid_record: ``"fail"`` or ``"keep"``.
+    :param pii: exclusion and hashing settings, already reflected in ``columns``.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        on_invalid_record: InvalidPolicy = "fail",
+        pii: PiiSettings | None = None,
+    ) -> None:
+        if on_invalid_record not in INVALID_POLICIES:
+            raise RevCentConfigError(
+                f"on_invalid_record={on_invalid_record!r} is not one of {', '.join(INVALID_POLICIES)}."
+            )
+        self.keep_invalid = on_invalid_record == "keep"
+        self.pii = pii or PiiSettings()
+        #: Paths of fields the spec does not describe (array positions shown as ``[]``), with counts.
+        self.unknown_paths: dict[str, int] = {}
+        #: Paths whose values conflicted with their column and were kept in ``_unknown_fields``.
+        self.invalid_paths: dict[str, int] = {}
+        self._root = self._record(columns, "")
+
+    # -- compilation: one closure per column, knowing its path ---------------------------------
+    def _record(self, columns: Iterable[Column], prefix: str) -> _Nested:
+        scalars: dict[str, Callable[[Any], Any]] = {}
+        nested: dict[str, _Nested] = {}
+        for col in columns:
+            path = prefix + col.name
+            if col.type == "RECORD":
+                nested[col.name] = self._records(col, path)
+            elif col.mode == "REPEATED":
+                nested[col.name] = self._scalars(col, path)
+            else:
+                scalars[col.name] = self._scalar(col, path)
+        plain = _plain(prefix)
+        excluded = {p[len(plain):] for p in self.pii.exclude_fields if p.startswith(plain) and "." not in p[len(plain):]}
+        keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
+
+        def convert(obj: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            if type(obj) is not dict:
+                raise _Mismatch(prefix.rstrip(".") or "customer", obj, "an object")
+            out: dict[str, Any] = {}
+            extra: dict[str, Any] | None = None
+            for key, value in obj.items():
+                if value is None:
+                    # Absent and null are the same in the table (NULL, or [] for an array).
+                    continue
+                try:
+                    check = scalars.get(key)
+                    if check is not None:
+                        out[key] = check(value)
+                        continue
+                    walk = nested.get(key)
+                    if walk is not None:
+                        out[key], sub = walk(value)
+                        if sub is not None:
+                            extra = extra or {}
+                            extra[key] = sub
+                        continue
+                except _Mismatch as bad:
+                    if not keep:
+                        raise
+                    invalid_paths[bad.path] = invalid_paths.get(bad.path, 0) + 1
+                    extra = extra or {}
+                    extra[key] = value
+                    continue
+                if key in excluded:
+                    continue
+                path = prefix + key
+                unknown_paths[path] = unknown_paths.get(path, 0) + 1
+                extra = extra or {}
+                extra[key] = value
+            return out, extra
+
+        return convert
+
+    def _records(self, col: Column, path: str) -> _Nested:
+        if col.mode != "REPEATED":
+            return self._record(col.fields, path + ".")
+        item = self._record(col.fields, path + "[].")
+
+        def repeated(value: Any) -> tuple[list[Any], list[Any] | None]:
+            if type(value) is not list:
+                raise _Mismatch(path, value, "an array of objects")
+            rows, extras = [], []
+            for element in value:
+                row, sub = item(element)
+                rows.append(row)
+                extras.append(sub or {})
+            # Keep positions so _unknown_fields mirrors the API's arrays.
+            return rows, extras if any(extras) else None
+
+        return repeated
+
+    def _scalars(self, col: Column, path: str) -> _Nested:
+        item = self._scalar(col, path + "[]")
+
+        def repeated(value: Any) -> tuple[list[Any], None]:
+            if type(value) is not list:
+                raise _Mismatch(path, value, f"an array of {col.type}")
+            return [item(v) for v in value], None
+
+        return repeated
+
+    def _scalar(self, col: Column, path: str) -> Callable[[Any], Any]:
+        if col.type == "STRING" and _plain(path) in self.pii.hash_fields:
+            key = self.pii.hash_key or b""
+
+            def hashed(value: Any) -> str:
+                text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+                return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+            return hashed
+        check = _SCALAR_CHECKS[col.type]
+
+        def scalar(value: Any) -> Any:
+            try:
+                return check(value)
+            except (TypeError, ValueError):
+                raise _Mismatch(path, value, col.type) from None
+
+        return scalar
+
+    # -- per record -----------------------------------------------------------------------------
+    def convert(self, customer: dict[str, Any]) -> dict[str, Any]:
+        """Turn one API customer into the API part of a row (metadata columns are added later).
+
+        :param customer: the customer as the API sent it.
+        """
+        try:
+            row, extra = self._root(customer)
+        except _Mismatch as bad:
+            raise RevCentDataError(
+                f"Customer {customer.get('id')!r}: field {bad.path} is {bad.value!r} ({_type_name(bad.value)}) "
+                f"but the spec says {bad.expected}. Set on_invalid_record='keep' to load such values into "
+                f"{UNKNOWN_FIELDS_COLUMN} instead of failing."
+            ) from None
+        if extra is not None:
+            row[UNKNOWN_FIELDS_COLUMN] = extra
+        return row
+
+
+_Nested = Callable[[Any], tuple[Any, Any]]
+
+
+def _plain(path: str) -> str:
+    """A compiled path without array markers: ``customer_card[].first_6`` -> ``customer_card.first_6``."""
+    return path.replace("[]", "")
+
+
+def _check_string(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError
+    return value
+
+
+def _check_integer(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError
+    return value
+
+
+def _check_numeric(value: Any) -> int | float:
+    if type(value) is int:
+        return value
+    if type(value) is not float or not math.isfinite(value):
+        raise TypeError
+    return value
+
+
+def _check_boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError
+    return value
+
+
+def _check_timestamp(value: Any) -> str | None:
+    if type(value) is not str:
+        raise TypeError
+    return _timestamp(value)
+
+
+_SCALAR_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "STRING": _check_string,
+    "INTEGER": _check_integer,
+    "NUMERIC": _check_numeric,
+    "BOOLEAN": _check_boolean,
+    "TIMESTAMP": _check_timestamp,
+    "JSON": lambda value: value,
+}
+
+__all__ = ["PARTITION_COLUMN", "PiiSettings", "RecordConverter", "apply_pii"]

@@ -1,0 +1,281 @@
+"""CustomersToBigQueryOperator: RevCent customers of a run's interval into a BigQuery table.
+
+The operator only composes: :mod:`~airflow_revcent.windows` plans the windows,
+:class:`~airflow_revcent.hooks.revcent.RevCentHook` reads them, :mod:`~airflow_revcent.records`
+shapes each customer, :class:`~airflow_revcent.ndjson.NdjsonWriter` streams rows to disk, and
+:class:`~airflow_revcent.bigquery.destination.CustomersDestination` loads and merges them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, ExceptionRetryPolicy, RetryAction, RetryRule
+
+from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
+from airflow_revcent.bigquery.destination import DEFAULT_STAGING_EXPIRATION, ApplyResult, CustomersDestination
+from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.filters import CustomerFilters
+from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
+from airflow_revcent.ndjson import DEFAULT_MAX_FILE_BYTES, NdjsonWriter, metadata_suffix, sweep_stale_dirs
+from airflow_revcent.paging import WindowStats
+from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, RecordConverter
+from airflow_revcent.schema import customer_columns, table_columns
+from airflow_revcent.windows import DEFAULT_WINDOW, Interval, parse_instant, resolve_interval, split_windows
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Failures that another try cannot fix: the task fails at once instead of retrying.
+PERMANENT_ERRORS = [
+    "airflow_revcent.exceptions.RevCentConfigError",
+    "airflow_revcent.exceptions.RevCentAuthError",
+    "airflow_revcent.exceptions.RevCentRequestError",
+    "airflow_revcent.exceptions.RevCentDataError",
+]
+_UNSET = (None, "", "None")
+
+
+def default_retry_policy() -> ExceptionRetryPolicy:
+    """Retry transient failures as the task says; fail bad input and rejected keys at once."""
+    return ExceptionRetryPolicy(
+        rules=[RetryRule(exception=list(PERMANENT_ERRORS), action=RetryAction.FAIL,
+                         reason="Bad input or a rejected API key: another try would fail the same way.")]
+    )
+
+
+class CustomersToBigQueryOperator(BaseOperator):
+    """Copy the RevCent customers created in an interval into a BigQuery table, exactly once.
+
+    The interval is the run's data interval unless ``date_start``/``date_end`` are given; it is
+    half-open (``date_start <= created < date_end``), split into windows of at most 90 days and
+    read page by page. Customers stream to NDJSON files, a load job puts them in a staging table
+    and one MERGE applies them to the destination: re-runs and overlapping runs never duplicate
+    a customer, changed customers are updated, and a failed run leaves the table as it was.
+
+    :param destination_table: ``[project.]dataset.table`` (templated).
+    :param revcent_conn_id: the RevCent connection (templated).
+    :param gcp_conn_id: the Google Cloud connection (templated).
+    :param date_start: interval start, ISO-8601 date or date-time with offset (templated); default: the
+        run's ``data_interval_start``. ``None``, ``""`` and ``"None"`` mean unset.
+    :param date_end: interval end, exclusive (templated); default: the run's ``data_interval_end``.
+        An end in the future is clipped to now.
+    :param campaign_filter: campaign ids (templated).
+    :param customer_group_filter: customer group ids (templated).
+    :param product_filter: product ids (templated).
+    :param status_filter: enabled, disabled, blocked, fraud, chargeback (templated).
+    :param metadata_filter: ``[{"name": ..., "value": ...}]``; value ``METADATA_NAME_EXISTS`` matches on the
+        name alone (templated).
+    :param page_size: customers per request, 1..25 (default 25).
+    :param location: BigQuery location of the dataset (templated); default: the existing dataset's, else the
+        connection's ``location`` extra, else US.
+    :param window_size: the longest span one request covers (default 89 days, at most 90).
+    :param max_concurrency: requests in flight at once; overrides the connection extra (default 4).
+    :param max_requests_per_second: pace ceiling for this task; overrides the connection extra (default 10,
+        ``0`` = none).
+    :param retry_max_attempts: attempts per request (default 8).
+    :param retry_max_seconds: seconds per request, retries included (default 600).
+    :param read_timeout: seconds to wait for a response (default 60).
+    :param on_invalid_record: ``"fail"`` (default): a customer that does not match the spec fails the run,
+        naming the customer and field; ``"keep"``: such values go to ``_unknown_fields`` and customers
+        without a usable id are skipped and counted.
+    :param staging_expiration: lifetime of a staging table a killed run leaves behind (default 1 day).
+    :param max_file_bytes: size at which the local NDJSON file rolls over (one load job per file).
+    """
+
+    template_fields: Sequence[str] = (
+        "destination_table", "revcent_conn_id", "gcp_conn_id", "date_start", "date_end", "campaign_filter",
+        "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location",
+    )
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        destination_table: str,
+        revcent_conn_id: str = RevCentHook.default_conn_name,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        date_start: Any = None,
+        date_end: Any = None,
+        campaign_filter: Any = None,
+        customer_group_filter: Any = None,
+        product_filter: Any = None,
+        status_filter: Any = None,
+        metadata_filter: Any = None,
+        page_size: int = MAX_PAGE_SIZE,
+        location: str | None = None,
+        window_size: timedelta = DEFAULT_WINDOW,
+        max_concurrency: int | None = None,
+        max_requests_per_second: float | None = None,
+        retry_max_attempts: int | None = None,
+        retry_max_seconds: float | None = None,
+        read_timeout: float | None = None,
+        on_invalid_record: InvalidPolicy = "fail",
+        staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("retry_policy", default_retry_policy())
+        super().__init__(**kwargs)
+        self.destination_table = destination_table
+        self.revcent_conn_id = revcent_conn_id
+        self.gcp_conn_id = gcp_conn_id
+        self.date_start = date_start
+        self.date_end = date_end
+        self.campaign_filter = campaign_filter
+        self.customer_group_filter = customer_group_filter
+        self.product_filter = product_filter
+        self.status_filter = status_filter
+        self.metadata_filter = metadata_filter
+        self.location = location
+        # Static arguments are checked here, at parse time; templated ones in execute().
+        if type(page_size) is not int or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise RevCentConfigError(f"page_size={page_size!r} must be an integer from 1 to {MAX_PAGE_SIZE}.")
+        split_windows(Interval(0, 1), window_size)  # validates window_size
+        if on_invalid_record not in INVALID_POLICIES:
+            raise RevCentConfigError(
+                f"on_invalid_record={on_invalid_record!r} must be one of {', '.join(INVALID_POLICIES)}."
+            )
+        if max_concurrency is not None and (type(max_concurrency) is not int or max_concurrency < 1):
+            raise RevCentConfigError(f"max_concurrency={max_concurrency!r} must be an integer >= 1.")
+        if max_requests_per_second is not None and not max_requests_per_second >= 0:
+            raise RevCentConfigError(
+                f"max_requests_per_second={max_requests_per_second!r} must be >= 0 (0 means no limit)."
+            )
+        self.page_size = page_size
+        self.window_size = window_size
+        self.max_concurrency = max_concurrency
+        self.max_requests_per_second = max_requests_per_second
+        self.retry_max_attempts = retry_max_attempts
+        self.retry_max_seconds = retry_max_seconds
+        self.read_timeout = read_timeout
+        self.on_invalid_record: InvalidPolicy = on_invalid_record
+        self.staging_expiration = staging_expiration
+        self.max_file_bytes = max_file_bytes
+
+    @cached_property
+    def revcent_hook(self) -> RevCentHook:
+        """The RevCent hook, created on first use (never in the constructor)."""
+        return RevCentHook(
+            self.revcent_conn_id,
+            max_concurrency=self.max_concurrency,
+            max_requests_per_second=self.max_requests_per_second,
+            read_timeout=self.read_timeout,
+            retry_max_attempts=self.retry_max_attempts,
+            retry_max_seconds=self.retry_max_seconds,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        started = time.monotonic()
+        extracted_at = datetime.now(timezone.utc)
+        interval = self.resolve_interval(context, now=extracted_at)
+        windows = split_windows(interval, self.window_size)
+        filters = self._filters()
+        destination = self._destination()
+        destination.prepare()
+        self.log.info("Reading RevCent customers created in %s: %d window(s) into %s",
+                      interval, len(windows), destination.table)
+        converter = RecordConverter(customer_columns(), on_invalid_record=self.on_invalid_record)
+        suffix = metadata_suffix(extracted_at=extracted_at, interval_start=interval.start,
+                                 interval_end=interval.end, run_id=context.get("run_id"))
+        sweep_stale_dirs()
+        with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes) as writer:
+            skipped = self._extract(windows, filters, converter, writer, started)
+            if writer.rows:
+                key = self._load_key(context, destination.table, interval, writer)
+                applied = destination.apply(writer.flush(), key)
+            else:
+                self.log.info("No customers were created in %s: nothing to load.", interval)
+                applied = ApplyResult()
+        if converter.unknown_paths:
+            self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
+                             ", ".join(f"{p} ({n})" for p, n in sorted(converter.unknown_paths.items())))
+        summary = {
+            "destination": str(destination.table),
+            "interval_start": interval.start_iso,
+            "interval_end": interval.end_iso,
+            "windows": len(windows),
+            "requests": self.revcent_hook.requests_sent,
+            "records_loaded": writer.rows,
+            "rows_inserted": applied.rows_inserted,
+            "rows_updated": applied.rows_updated,
+            "already_applied": applied.already_applied,
+            "bigquery_job_ids": applied.job_ids,
+            "skipped_records": skipped,
+            "unknown_fields": dict(sorted(converter.unknown_paths.items())),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        self.log.info("Loaded %d customers into %s (%s inserted, %s updated) in %.1f s", writer.rows,
+                      destination.table, applied.rows_inserted, applied.rows_updated, summary["seconds"])
+        return summary
+
+    # -- the steps ----------------------------------------------------------------------------
+    def resolve_interval(self, context: Context, *, now: datetime) -> Interval:
+        """The run's half-open interval: explicit dates, else the data interval (validated)."""
+        bounds = []
+        for name, value, fallback in (
+            ("date_start", self.date_start, "data_interval_start"),
+            ("date_end", self.date_end, "data_interval_end"),
+        ):
+            if value in _UNSET:
+                value = context.get(fallback)
+                if value is None:
+                    raise RevCentConfigError(
+                        f"{name} is not set and this run has no {fallback} (a manual run without a logical "
+                        f"date). Trigger the run with a logical date, or pass date_start and date_end."
+                    )
+                name = fallback
+            bounds.append(parse_instant(value, name=name))
+        return resolve_interval(bounds[0], bounds[1], now=now)
+
+    def _filters(self) -> CustomerFilters:
+        return CustomerFilters.build(
+            campaign_filter=self.campaign_filter, customer_group_filter=self.customer_group_filter,
+            product_filter=self.product_filter, status_filter=self.status_filter,
+            metadata_filter=self.metadata_filter,
+        )
+
+    def _destination(self) -> CustomersDestination:
+        project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
+        settings = read_settings(self.gcp_conn_id)
+        client = make_client(settings, project=project, location=self.location or settings.location)
+        table = TableRef.parse(self.destination_table, default_project=client.project)
+        return CustomersDestination(client, table, table_columns(), location=self.location or None,
+                                    staging_expiration=self.staging_expiration)
+
+    def _extract(self, windows: Sequence[Any], filters: CustomerFilters, converter: RecordConverter,
+                 writer: NdjsonWriter, started: float) -> int:
+        done, skipped = 0, 0
+        for batch in self.revcent_hook.iter_pages(windows, filters=filters, page_size=self.page_size,
+                                                  skip_invalid=self.on_invalid_record == "keep"):
+            for customer in batch.customers:
+                writer.write(converter.convert(customer))
+            if batch.finished:
+                done += 1
+                skipped += batch.finished.skipped
+                self._log_window(batch.index, len(windows), batch.finished, writer.rows, started, done)
+        return skipped
+
+    def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, started: float, done: int) -> None:
+        elapsed = time.monotonic() - started
+        left = elapsed / done * (total - done)
+        self.log.info(
+            "Window %d/%d %s: %d pages, %d customers, %.1f s%s | progress %d/%d windows, %d customers, "
+            "%.0f/s, ~%.0f s left",
+            index + 1, total, stats.window, stats.requests, stats.records, stats.seconds,
+            f" ({stats.passes} passes: results shifted while paging)" if stats.passes > 1 else "",
+            done, total, rows, rows / elapsed if elapsed else 0.0, left,
+        )
+
+    def _load_key(self, context: Context, table: TableRef, interval: Interval, writer: NdjsonWriter) -> str:
+        """Names this load: same run, destination, interval and content give the same BigQuery job ids."""
+        ti = context.get("ti")
+        parts = [str(table), str(interval), str(context.get("run_id")), getattr(ti, "dag_id", ""),
+                 getattr(ti, "task_id", ""), str(getattr(ti, "map_index", -1)), writer.digest, str(writer.rows)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

@@ -1,0 +1,54 @@
+"""Daily: RevCent customers created each UTC day, into BigQuery, exactly once.
+
+* Scheduled at 00:00 UTC with one-day data intervals: the run for 2026-11-01 covers
+  [2026-11-01, 2026-11-02) and starts once that day is over. (``schedule="@daily"`` would give
+  Airflow 3's zero-width intervals, which load nothing; the operator refuses them.)
+* catchup is off: history comes from backfills (``airflow backfill create``) or from one run
+  triggered with ``date_start``/``date_end`` params, any length (split into 89-day windows).
+* Destination: the Airflow Variable ``revcent_customers_table`` (default ``revcent.customers``),
+  read when the task renders, never while the file is parsed.
+* Connections: ``revcent_default`` (password = API key) and ``google_cloud_default``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
+
+_DATE_HELP = (
+    "ISO-8601 date (midnight UTC) or date-time with offset, e.g. 2025-01-01 or 2025-01-01T06:00:00Z. "
+    "Set both to load that range instead of the run's data interval (end exclusive)."
+)
+
+with DAG(
+    dag_id="revcent_customers_to_bigquery",
+    description="RevCent customers created each day, into BigQuery (exactly once).",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2015, 1, 1, tz="UTC"),
+    catchup=False,
+    # A couple of days may run at once (a late day and today); each run touches only its
+    # customers, and the MERGE keeps concurrent runs from duplicating anyone.
+    max_active_runs=2,
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+    params={
+        "date_start": Param(None, type=["null", "string"], description=_DATE_HELP),
+        "date_end": Param(None, type=["null", "string"], description=_DATE_HELP),
+    },
+    tags=["revcent", "bigquery"],
+    doc_md=__doc__,
+) as dag:
+    CustomersToBigQueryOperator(
+        task_id="customers_to_bigquery",
+        destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
+        date_start="{{ params.date_start or '' }}",
+        date_end="{{ params.date_end or '' }}",
+    )

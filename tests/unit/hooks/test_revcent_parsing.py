@@ -1,0 +1,97 @@
+"""The hook's pure parts: base URL rules, Retry-After, and what an answer is (error classification)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_revcent.exceptions import (
+    RevCentAPIError,
+    RevCentAuthError,
+    RevCentConfigError,
+    RevCentRequestError,
+    RevCentTransientError,
+)
+from airflow_revcent.hooks.revcent import base_url_from_host, parse_customers_response, parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        (None, None, "https://api.revcent.com"),
+        ("", None, "https://api.revcent.com"),
+        ("api.revcent.com", None, "https://api.revcent.com"),
+        ("https://api.revcent.com/", None, "https://api.revcent.com"),
+        ("https://api.revcent.com/v2", None, "https://api.revcent.com"),
+        ("http://127.0.0.1:8089", None, "http://127.0.0.1:8089"),
+        ("127.0.0.1", 8089, "https://127.0.0.1:8089"),
+        ("http://localhost", 8089, "http://localhost:8089"),
+        ("https://proxy.example/revcent", None, "https://proxy.example/revcent"),
+    ],
+)
+def test_base_url_rules(host, port, expected):
+    assert base_url_from_host(host, port) == expected
+
+
+@pytest.mark.parametrize("host", ["ftp://api.revcent.com", "https://"])
+def test_bad_hosts_are_refused(host):
+    with pytest.raises(RevCentConfigError, match="not an http"):
+        base_url_from_host(host)
+
+
+def test_retry_after_seconds_and_http_date():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
+
+
+def body(**kw) -> bytes:
+    return json.dumps(kw).encode()
+
+
+OK = body(code=1, current_page=2, total_count=30, total_pages=2, current_count=5, results=[{"id": "x"}])
+
+
+def test_success_envelope_is_a_page():
+    page = parse_customers_response(200, OK)
+    assert (page.current_page, page.total_count, page.total_pages, page.customers) == (2, 30, 2, [{"id": "x"}])
+
+
+ERROR = body(code=0, error_code="invalid_range", message="date range too long", result="error")
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "headers", "kind", "text"),
+    [
+        (200, ERROR, {}, RevCentTransientError, "error envelope despite HTTP 200.*invalid_range"),
+        (200, OK[: len(OK) // 2], {}, RevCentTransientError, "not JSON"),
+        (200, b"<html>gateway</html>", {}, RevCentTransientError, "not JSON"),
+        (200, body(code=1, results=[]), {}, RevCentAPIError, "not the documented envelope"),
+        (429, ERROR, {"Retry-After": "2"}, RevCentTransientError, "throttled"),
+        (500, ERROR, {}, RevCentTransientError, "HTTP 500.*invalid_range.*date range too long"),
+        (502, b"<html>bad gateway</html>", {}, RevCentTransientError, "HTTP 502"),
+        (503, b"", {}, RevCentTransientError, "HTTP 503"),
+        (504, b"", {}, RevCentTransientError, "HTTP 504"),
+        (408, b"", {}, RevCentTransientError, "HTTP 408"),
+        (401, body(code=0, error_code="unauthorized", message="bad key"), {}, RevCentAuthError, "API key"),
+        (403, b"", {}, RevCentAuthError, "password field"),
+        (400, ERROR, {}, RevCentRequestError, "refused.*HTTP 400.*invalid_range"),
+        (404, b"", {}, RevCentRequestError, "API root"),
+    ],
+)
+def test_error_classification(status, content, headers, kind, text):
+    with pytest.raises(kind, match=text) as info:
+        parse_customers_response(status, content, headers, what="window X, page 3")
+    assert type(info.value) is kind
+    assert info.value.status == status
+
+
+def test_429_carries_retry_after_and_envelope_fields():
+    with pytest.raises(RevCentTransientError) as info:
+        parse_customers_response(429, ERROR, {"Retry-After": "7"})
+    assert info.value.retry_after == 7.0
+    assert info.value.error_code == "invalid_range"
+    assert info.value.api_message == "date range too long"

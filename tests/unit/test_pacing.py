@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_revcent.pacing import DECREASE, MIN_RATE, Pacer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def test_unlimited_pacer_never_waits(clock):
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    for _ in range(100):
+        pacer.acquire()
+    assert clock.slept == [] and pacer.rate is None
+
+
+def test_configured_rate_spaces_request_starts_evenly(clock):
+    pacer = Pacer(4, clock=clock, sleep=clock.sleep)
+    starts = [pacer.acquire() for _ in range(5)]
+    assert starts == pytest.approx([100.0, 100.25, 100.5, 100.75, 101.0])
+
+
+def test_zero_means_no_limit(clock):
+    assert Pacer(0, clock=clock, sleep=clock.sleep).rate is None
+
+
+def test_throttle_pauses_everyone_for_retry_after_and_lowers_the_pace(clock):
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    for _ in range(20):  # 20 successes within the last second: about 10/s over the 2 s window
+        sent = pacer.acquire()
+        clock.now += 0.05
+        pacer.on_success(sent)
+    sent = pacer.acquire()
+    pacer.on_throttle(sent, retry_after=3)
+    assert pacer.rate == pytest.approx(DECREASE * 10)
+    start = pacer.acquire()
+    assert start == pytest.approx(clock.now)  # the acquire slept until the pause ended
+    assert sum(clock.slept) == pytest.approx(3.0)
+
+
+def test_requests_sent_before_a_decrease_do_not_lower_the_pace_again(clock):
+    pacer = Pacer(10, clock=clock, sleep=clock.sleep)
+    in_flight = [pacer.acquire() for _ in range(4)]
+    clock.now += 1
+    pacer.on_throttle(in_flight[0], retry_after=None)
+    first = pacer.rate
+    for sent in in_flight[1:]:
+        pacer.on_throttle(sent, retry_after=None)
+    assert pacer.rate == first and pacer.throttles == 4
+
+
+def test_pace_never_drops_below_the_floor(clock):
+    pacer = Pacer(1, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        clock.now += 10
+        pacer.on_throttle(clock.now, retry_after=None)
+    assert pacer.rate == MIN_RATE
+
+
+def test_pace_recovers_gradually_up_to_the_ceiling(clock):
+    pacer = Pacer(10, clock=clock, sleep=clock.sleep)
+    clock.now += 5
+    pacer.on_throttle(clock.now, retry_after=None)
+    low = pacer.rate
+    assert low is not None and low < 10
+    rates = []
+    for _ in range(60):
+        clock.now += 1
+        pacer.on_success(clock.now)
+        rates.append(pacer.rate)
+    assert rates == sorted(rates)  # monotone recovery
+    assert rates[0] < 10 and rates[-1] == 10  # gradual, then capped at the configured ceiling
+
+
+def test_without_ceiling_the_limit_is_lifted_once_healthy_at_twice_the_throttled_pace(clock):
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    clock.now += 5
+    pacer.on_throttle(clock.now, retry_after=None)
+    assert pacer.rate == MIN_RATE
+    for _ in range(10):
+        clock.now += 1
+        pacer.on_success(clock.now)
+    assert pacer.rate is None

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_revcent.exceptions import RevCentAPIError, RevCentDataError, RevCentWindowUnsettledError
+from airflow_revcent.paging import CustomersPage, WindowReader
+from airflow_revcent.windows import Window
+
+WINDOW = Window(1000, 2000)
+
+
+def cust(n: int, created: int = 1500) -> dict:
+    return {"id": f"{n:020d}", "created_date_unix": created}
+
+
+def page(number: int, total: int, customers: list[dict], size: int = 2) -> CustomersPage:
+    return CustomersPage(number, total, -(-total // size), customers)
+
+
+def test_pages_after_the_first_are_planned_from_total_pages():
+    reader = WindowReader(WINDOW)
+    assert reader.start() == [1]
+    outcome = reader.on_page(1, page(1, 5, [cust(1), cust(2)]))
+    assert outcome.next_pages == [2, 3]
+    assert [c["id"] for c in outcome.customers] == [cust(1)["id"], cust(2)["id"]]
+    # Pages arrive out of order.
+    assert reader.on_page(3, page(3, 5, [cust(5)])).customers == [cust(5)]
+    assert not reader.done
+    last = reader.on_page(2, page(2, 5, [cust(3), cust(4)]))
+    assert last.next_pages == [] and reader.done
+    assert reader.stats.records == 5 and reader.stats.requests == 3 and reader.stats.passes == 1
+
+
+def test_empty_window_is_done_after_one_request():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    outcome = reader.on_page(1, CustomersPage(1, 0, 0, []))
+    assert outcome.next_pages == [] and reader.done
+
+
+def test_duplicates_across_pages_are_emitted_once():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    reader.on_page(1, page(1, 4, [cust(1), cust(2)]))
+    outcome = reader.on_page(2, page(2, 4, [cust(2), cust(3)]))
+    assert outcome.customers == [cust(3)]
+
+
+def test_guard_second_customers_count_but_are_not_emitted():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    outcome = reader.on_page(1, page(1, 3, [cust(1, 999), cust(2, 1000), cust(3, 2000)], size=3))
+    assert outcome.customers == [cust(2, 1000)]
+    assert reader.done  # three ids seen for a total of three
+
+
+def test_shifted_total_triggers_a_second_pass_that_emits_only_new_customers():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    reader.on_page(1, page(1, 4, [cust(1), cust(2)]))
+    # A customer was created inside the window: pages shift, total moves to 5.
+    outcome = reader.on_page(2, page(2, 5, [cust(2), cust(3)]))
+    assert outcome.next_pages == [1] and not reader.done and reader.stats.passes == 2
+    outcome = reader.on_page(1, page(1, 5, [cust(9), cust(1)]))
+    assert outcome.customers == [cust(9)] and outcome.next_pages == [2, 3]
+    reader.on_page(2, page(2, 5, [cust(2), cust(3)]))
+    outcome = reader.on_page(3, page(3, 5, [cust(4)]))
+    assert outcome.customers == [cust(4)] and reader.done
+
+
+def test_a_window_that_never_settles_fails_after_max_passes():
+    reader = WindowReader(WINDOW, max_passes=2)
+    reader.start()
+    reader.on_page(1, page(1, 4, [cust(1), cust(2)]))
+    reader.on_page(2, page(2, 6, [cust(3), cust(4)]))
+    reader.on_page(1, page(1, 6, [cust(1), cust(2)]))
+    reader.on_page(2, page(2, 6, [cust(3), cust(4)]))
+    with pytest.raises(RevCentWindowUnsettledError, match="did not settle after 2 passes"):
+        reader.on_page(3, page(3, 8, [cust(5), cust(6)]))
+
+
+def test_stable_total_but_missing_customers_probes_page_zero():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    # A 0-based API: page 1 is the second page; page 2 is past the end.
+    assert reader.on_page(1, page(1, 3, [cust(3)])).next_pages == [2]
+    assert reader.on_page(2, page(2, 3, [])).next_pages == [0]
+    outcome = reader.on_page(0, CustomersPage(0, 3, 2, [cust(1), cust(2)]))
+    assert outcome.customers == [cust(1), cust(2)] and reader.done and reader.first_page == 0
+
+
+def test_refused_page_zero_probe_falls_back_to_another_pass():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    reader.on_page(1, page(1, 3, [cust(1), cust(2)]))
+    assert reader.on_page(2, page(2, 3, [])).next_pages == [0]
+    assert reader.on_probe_failed() == [1]
+
+
+def test_wrong_current_page_is_an_api_error():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    with pytest.raises(RevCentAPIError, match="asked for page 1 but the API answered current_page=2"):
+        reader.on_page(1, page(2, 3, []))
+
+
+@pytest.mark.parametrize("bad", [{"created_date_unix": 1500}, {"id": "x" * 20, "created_date_unix": "1500"},
+                                 {"id": None, "created_date_unix": 1500}, "not an object"])
+def test_customers_without_usable_id_fail_or_are_skipped(bad):
+    reader = WindowReader(WINDOW)
+    reader.start()
+    with pytest.raises(RevCentDataError, match="page 1, position 0"):
+        reader.on_page(1, page(1, 1, [bad]))
+    lenient = WindowReader(WINDOW, skip_invalid=True)
+    lenient.start()
+    assert lenient.on_page(1, page(1, 2, [bad, cust(1)])).customers == [cust(1)]
+    assert lenient.stats.skipped == 1
+    assert lenient.done  # the skipped customer counts toward total_count
