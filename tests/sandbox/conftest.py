@@ -1,0 +1,90 @@
+"""Shared fixtures for the RevCent sandbox tests.
+
+Helpers are exposed as fixtures rather than importable modules so the tests work
+under any pytest import mode and beside any other conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from revcent_sandbox import CustomerStore, SandboxServer
+
+DAY = 86_400
+START = 1_767_225_600  # 2026-01-01T00:00:00Z
+END = START + 120 * DAY
+API_KEY = "test-key-not-a-secret"
+# The spec the provider ships is the one the sandbox is checked against.
+SPEC_PATH = Path(__file__).resolve().parents[2] / "airflow_revcent" / "schemas" / "GetCustomers.openapi.json"
+
+ServerFactory = Callable[..., SandboxServer]
+CallCustomers = Callable[..., requests.Response]
+
+
+@pytest.fixture(scope="session")
+def spec() -> dict[str, Any]:
+    """The vendor's OpenAPI operation (a verbatim copy kept beside the tests)."""
+    data: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture(scope="session")
+def customer_schema(spec: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one item of ``results`` (the customer object)."""
+    schema: dict[str, Any] = spec["responses"]["200"]["content"]["application/json"]["schema"]
+    item: dict[str, Any] = schema["properties"]["results"]["items"]
+    return item
+
+
+@pytest.fixture
+def store() -> CustomerStore:
+    """A fresh 300-customer store over 120 days starting 2026-01-01 UTC."""
+    return CustomerStore(seed=7, count=300, start=START, end=END)
+
+
+@pytest.fixture
+def make_server() -> Iterator[ServerFactory]:
+    """Start sandbox servers (API key ``API_KEY`` unless given); all stopped at teardown."""
+    started: list[SandboxServer] = []
+
+    def factory(store: CustomerStore, **options: Any) -> SandboxServer:
+        options.setdefault("api_key", API_KEY)
+        server = SandboxServer(store, **options).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(store: CustomerStore, make_server: ServerFactory) -> SandboxServer:
+    """A default server: desc order, inclusive date_end, page base 1, no faults."""
+    return make_server(store)
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture
+def call(http: requests.Session) -> CallCustomers:
+    """``call(server, key=..., timeout=..., **params)``: GET /v2/customers with the server's key."""
+
+    def _call(
+        server: SandboxServer, *, key: str | None = "", timeout: float = 10.0, **params: Any
+    ) -> requests.Response:
+        api_key = server.api_key if key == "" else key
+        headers = {} if api_key is None else {"x-api-key": api_key}
+        return http.get(f"{server.url}/v2/customers", params=params, headers=headers, timeout=timeout)
+
+    return _call
