@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -29,7 +29,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", "
 
 
 def _ts(unix: int) -> str:
-    return datetime.fromtimestamp(unix, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(unix, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end: int, run_id: str | None) -> str:
@@ -40,7 +40,7 @@ def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end
     :param interval_end: first second after it.
     :param run_id: the Airflow run id.
     """
-    at = extracted_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = extracted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     members = {
         "_first_seen_at": at,
         "_last_changed_at": at,
@@ -111,7 +111,7 @@ class NdjsonWriter:
             f'{text[:-1]},"_created_at":"{_ts(row["created_date_unix"])}",'
             f'"_content_hash":"{content_hash}"{self._suffix}}}\n'
         ).encode()
-        if self._handle is None or self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes:
+        if self._handle is None or (self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes):
             self._roll()
         assert self._handle is not None
         self._handle.write(line)
@@ -150,5 +150,7 @@ class NdjsonWriter:
     def __enter__(self) -> NdjsonWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

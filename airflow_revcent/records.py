@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
@@ -56,8 +56,8 @@ def _timestamp(value: str) -> str | None:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def apply_pii(columns: Sequence[Column], pii: PiiSettings) -> tuple[Column, ...]
                 f"PII setting names field {path!r}, which the customer object does not have; use a dotted "
                 "path of the spec such as 'email' or 'customer_card.first_6'."
             )
-        if path == "id" or path == "created_date_unix":
+        if path in {"id", "created_date_unix"}:
             raise RevCentConfigError(
                 f"{path!r} cannot be excluded or hashed: the pipeline needs it to de-duplicate and partition."
             )
@@ -156,7 +156,9 @@ class RecordConverter:
             else:
                 scalars[col.name] = self._scalar(col, path)
         plain = _plain(prefix)
-        excluded = {p[len(plain):] for p in self.pii.exclude_fields if p.startswith(plain) and "." not in p[len(plain):]}
+        # Excluded fields of this object: dropped, and not reported as unknown.
+        excluded = {p[len(plain):] for p in self.pii.exclude_fields
+                    if p.startswith(plain) and "." not in p[len(plain):]}
         keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
 
         def convert(obj: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -251,6 +253,7 @@ class RecordConverter:
         :param customer: the customer as the API sent it.
         """
         try:
+            row: dict[str, Any]
             row, extra = self._root(customer)
         except _Mismatch as bad:
             raise RevCentDataError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from airflow_revcent.exceptions import RevCentConfigError
@@ -87,7 +87,7 @@ class Interval:
 
 
 def _iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(unix, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_instant(value: Any, *, name: str) -> datetime:
@@ -105,9 +105,9 @@ def parse_instant(value: Any, *, name: str) -> datetime:
                 f"{name}={value.isoformat()!r} is a naive datetime; give it a time zone "
                 f"(for example {value.isoformat()}+00:00) so the interval is not ambiguous."
             )
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -126,7 +126,7 @@ def parse_instant(value: Any, *, name: str) -> datetime:
                 f"{name}={value!r} has no UTC offset; append 'Z' or '+00:00' "
                 f"(for example {text}Z), or give a bare date for midnight UTC."
             )
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     raise RevCentConfigError(
         f"{name}={value!r} ({type(value).__name__}) is not a date; give an ISO-8601 string, a date "
         "or an aware datetime."

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +133,12 @@ class CustomersDestination:
         # BigQuery removes expired tables by itself; this also clears what a killed run left in
         # servers that only hide them, without touching a concurrent run's live staging table.
         prefix = f"{STAGING_PREFIX}{self.table.table}_"
-        cutoff = datetime.now(timezone.utc) - self.staging_expiration
+        cutoff = datetime.now(UTC) - self.staging_expiration
         for item in self.client.list_tables(self.table.dataset_id):
             if not item.table_id.startswith(prefix):
                 continue
             expires, created = item.expires, item.created
-            if (expires and expires <= datetime.now(timezone.utc)) or (created and created < cutoff):
+            if (expires and expires <= datetime.now(UTC)) or (created and created < cutoff):
                 self.client.delete_table(item.reference, not_found_ok=True)
                 log.info("Dropped stale staging table %s", item.table_id)
 
@@ -160,10 +160,11 @@ class CustomersDestination:
             self._drop(staging)
             return result
         table = bigquery.Table(str(staging), schema=self.schema)
-        table.expires = datetime.now(timezone.utc) + self.staging_expiration
+        table.expires = datetime.now(UTC) + self.staging_expiration
         self.client.create_table(table, exists_ok=True)
         for index, path in enumerate(files):
-            job = self._run_job(f"revcent_load_{key}_{index}", lambda job_id, p=path, i=index: self._load(p, i, job_id, staging))
+            job = self._run_job(f"revcent_load_{key}_{index}",
+                                lambda job_id, p=path, i=index: self._load(p, i, job_id, staging))
             result.job_ids.append(job.job_id)
             result.rows_loaded += int(job.output_rows or 0)
         sql = merge_statement(self.table, staging, [c.name for c in self.columns])

@@ -35,7 +35,7 @@ def to_schema_fields(columns: Sequence[Column]) -> list[SchemaField]:
             c.name,
             c.type,
             mode=c.mode,
-            description=c.description[:1024] or None,
+            description=c.description[:1024],
             fields=to_schema_fields(c.fields) if c.fields else (),
         )
         for c in columns
@@ -96,11 +96,12 @@ def add_missing(actual: Sequence[SchemaField], expected: Sequence[SchemaField]) 
     for have in actual:
         want = wanted.pop(have.name.lower(), None)
         if want is not None and want.fields:
-            have = SchemaField(
+            merged.append(SchemaField(
                 have.name, have.field_type, mode=have.mode, description=have.description,
                 fields=add_missing(have.fields, want.fields),
-            )
-        merged.append(have)
+            ))
+        else:
+            merged.append(have)
     for want in wanted.values():
         mode = "REPEATED" if want.mode == "REPEATED" else "NULLABLE"
         merged.append(

@@ -104,8 +104,9 @@ def merge_statement(destination: TableRef, staging: TableRef, columns: Sequence[
     values = ", ".join(f"S.{_q(c)}" for c in columns)
     # The QUALIFY keeps one row per id even if a staging table ever held one twice: a MERGE
     # whose source matches a target row twice fails outright.
+    # Identifiers only: validated TableRefs and the spec's column names; no values are interpolated.
     return (
-        f"MERGE {destination.sql()} AS T\n"
+        f"MERGE {destination.sql()} AS T\n"  # noqa: S608
         f"USING (\n"
         f"  SELECT * FROM {staging.sql()} WHERE TRUE\n"
         f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_content_hash`) = 1\n"

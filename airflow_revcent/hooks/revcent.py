@@ -201,7 +201,7 @@ def parse_customers_response(
             f"RevCent's answer to the {what} has code 1 but not the documented envelope ({shown}, results "
             f"is {type(results).__name__}). The API contract changed; report it.", status=status,
         )
-    return CustomersPage(values[0], values[1], values[2], results)
+    return CustomersPage(int(body["current_page"]), int(body["total_count"]), int(body["total_pages"]), results)
 
 
 @dataclass(frozen=True)

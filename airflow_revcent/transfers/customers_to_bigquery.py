@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +173,7 @@ class CustomersToBigQueryOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         started = time.monotonic()
-        extracted_at = datetime.now(timezone.utc)
+        extracted_at = datetime.now(UTC)
         interval = self.resolve_interval(context, now=extracted_at)
         windows = split_windows(interval, self.window_size)
         filters = self._filters()
@@ -192,7 +192,7 @@ class CustomersToBigQueryOperator(BaseOperator):
                 applied = destination.apply(writer.flush(), key)
             else:
                 self.log.info("No customers were created in %s: nothing to load.", interval)
-                applied = ApplyResult()
+                applied = ApplyResult(rows_inserted=0, rows_updated=0)
         if converter.unknown_paths:
             self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
                              ", ".join(f"{p} ({n})" for p, n in sorted(converter.unknown_paths.items())))
@@ -219,19 +219,20 @@ class CustomersToBigQueryOperator(BaseOperator):
     def resolve_interval(self, context: Context, *, now: datetime) -> Interval:
         """The run's half-open interval: explicit dates, else the data interval (validated)."""
         bounds = []
-        for name, value, fallback in (
+        for name, given, fallback in (
             ("date_start", self.date_start, "data_interval_start"),
             ("date_end", self.date_end, "data_interval_end"),
         ):
-            if value in _UNSET:
-                value = context.get(fallback)
-                if value is None:
-                    raise RevCentConfigError(
-                        f"{name} is not set and this run has no {fallback} (a manual run without a logical "
-                        f"date). Trigger the run with a logical date, or pass date_start and date_end."
-                    )
-                name = fallback
-            bounds.append(parse_instant(value, name=name))
+            if given not in _UNSET:
+                bounds.append(parse_instant(given, name=name))
+                continue
+            value = context.get(fallback)
+            if value is None:
+                raise RevCentConfigError(
+                    f"{name} is not set and this run has no {fallback} (a manual run without a logical "
+                    f"date). Trigger the run with a logical date, or pass date_start and date_end."
+                )
+            bounds.append(parse_instant(value, name=fallback))
         return resolve_interval(bounds[0], bounds[1], now=now)
 
     def _filters(self) -> CustomerFilters:
@@ -259,10 +260,11 @@ class CustomersToBigQueryOperator(BaseOperator):
             if batch.finished:
                 done += 1
                 skipped += batch.finished.skipped
-                self._log_window(batch.index, len(windows), batch.finished, writer.rows, started, done)
+                self._log_window(batch.index, len(windows), batch.finished, writer.rows, started=started, done=done)
         return skipped
 
-    def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, started: float, done: int) -> None:
+    def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, *, started: float,
+                    done: int) -> None:
         elapsed = time.monotonic() - started
         left = elapsed / done * (total - done)
         self.log.info(

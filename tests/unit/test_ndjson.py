@@ -4,11 +4,11 @@ import hashlib
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow_revcent.ndjson import NdjsonWriter, metadata_suffix, sweep_stale_dirs
 
-SUFFIX = metadata_suffix(extracted_at=datetime(2026, 11, 2, 1, 2, 3, tzinfo=timezone.utc),
+SUFFIX = metadata_suffix(extracted_at=datetime(2026, 11, 2, 1, 2, 3, tzinfo=UTC),
                          interval_start=1761955200, interval_end=1762041600, run_id="scheduled__2026-11-01")
 
 
@@ -41,7 +41,7 @@ def test_digest_is_independent_of_order_and_files_roll_over(tmp_path):
         b.write_many(reversed(rows))
     assert a.digest == b.digest and a.rows == b.rows == 50
     with NdjsonWriter(SUFFIX, directory=str(tmp_path)) as c:
-        c.write_many(rows[:-1] + [{"id": "49", "created_date_unix": 48}])
+        c.write_many([*rows[:-1], {"id": "49", "created_date_unix": 48}])
     assert c.digest != a.digest
 
 

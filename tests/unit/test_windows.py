@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+import itertools
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -17,7 +18,6 @@ from airflow_revcent.windows import (
     validate_window_size,
 )
 
-UTC = timezone.utc
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
@@ -40,7 +40,7 @@ class TestParseInstant:
 
     @pytest.mark.parametrize("value", ["2025-01-01T00:00:00", datetime(2025, 1, 1)])
     def test_naive_values_are_refused_with_the_value(self, value):
-        with pytest.raises(RevCentConfigError, match="date_start.*(offset|naive)"):
+        with pytest.raises(RevCentConfigError, match=r"date_start.*(offset|naive)"):
             parse_instant(value, name="date_start")
 
     @pytest.mark.parametrize("value", ["yesterday", "2025-13-01", "", 12345])
@@ -58,7 +58,7 @@ class TestResolveInterval:
 
     def test_zero_width_interval_explains_the_daily_timetable_trap(self):
         day = datetime(2026, 11, 1, tzinfo=UTC)
-        with pytest.raises(RevCentConfigError, match="zero-width.*CronDataIntervalTimetable"):
+        with pytest.raises(RevCentConfigError, match=r"zero-width.*CronDataIntervalTimetable"):
             resolve_interval(day, day, now=NOW)
 
     def test_inverted_interval_is_refused(self):
@@ -100,7 +100,7 @@ class TestWindows:
         windows = split_windows(interval, DEFAULT_WINDOW)
         assert len(windows) == 5
         assert windows[0].start == interval.start and windows[-1].end == interval.end
-        assert all(a.end == b.start for a, b in zip(windows, windows[1:], strict=False))
+        assert all(a.end == b.start for a, b in itertools.pairwise(windows))
         assert all(w.end - w.start <= 89 * 86400 for w in windows)
         assert windows[1].start == ts(2025, 3, 31)  # whole days
 

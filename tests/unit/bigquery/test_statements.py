@@ -19,7 +19,9 @@ def test_table_names(text, expected):
     assert TableRef.parse(text, default_project="billing-proj") == expected
 
 
-@pytest.mark.parametrize("text", ["customers", "a.b.c.d", "ds.", ".t", "My_Proj.ds.t", "ds.t;drop", "", None, "ds.t t2"])
+@pytest.mark.parametrize(
+    "text", ["customers", "a.b.c.d", "ds.", ".t", "My_Proj.ds.t", "ds.t;drop", "", None, "ds.t t2"]
+)
 def test_malformed_table_names_are_refused(text):
     with pytest.raises(RevCentConfigError, match="not a BigQuery table name"):
         TableRef.parse(text, default_project="p")
