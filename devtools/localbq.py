@@ -167,7 +167,9 @@ def start(*, data_dir: Path | None = None, project: str = DEFAULT_PROJECT, port:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LocalBigQueryError(f"The local BigQuery-API server exited at start; its log:\n{log_path.read_text()[-3000:]}")
+            raise LocalBigQueryError(
+                f"The local BigQuery-API server exited at start; its log:\n{log_path.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{server.url}/bigquery/v2/projects/{project}/datasets", timeout=2) as resp:
                 if resp.status == 200:

@@ -1,0 +1,72 @@
+"""Compare a BigQuery table with the sandbox's truth, field by field, independently of the
+provider's own conversion code (this is a second, plain reading of the spec's columns)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from airflow_revcent.schema import Column, customer_columns
+
+
+def _expected(value: Any, column: Column) -> Any:
+    if column.mode == "REPEATED":
+        if value is None:
+            return []
+        single = Column(column.name, column.type, "NULLABLE", fields=column.fields)
+        return [_expected(v, single) for v in value]
+    if value is None:
+        return None
+    if column.type == "RECORD":
+        return {c.name: _expected(value.get(c.name), c) for c in column.fields}
+    if column.type == "NUMERIC":
+        return Decimal(repr(value))
+    if column.type == "TIMESTAMP":
+        if value == "":
+            return None
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return value
+
+
+def expected_row(customer: dict[str, Any]) -> dict[str, Any]:
+    return {c.name: _expected(customer.get(c.name), c) for c in customer_columns()}
+
+
+def table_rows(client: Any, table: str) -> list[dict[str, Any]]:
+    project = client.project
+    try:
+        return [dict(row) for row in client.list_rows(f"{project}.{table}")]
+    except Exception as exc:
+        if type(exc).__name__ == "NotFound":
+            return []
+        raise
+
+
+def _diff(path: str, want: Any, have: Any, out: list[str]) -> None:
+    if isinstance(want, dict) and isinstance(have, dict):
+        for key in want:
+            _diff(f"{path}.{key}", want[key], have.get(key), out)
+    elif isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        for i, (w, h) in enumerate(zip(want, have, strict=True)):
+            _diff(f"{path}[{i}]", w, h, out)
+    elif want != have or (type(want) is not type(have) and not (want is None or have is None)):
+        out.append(f"{path}: expected {want!r}, table has {have!r}")
+
+
+def assert_table_matches(client: Any, table: str, truth: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table holds exactly these customers, each once, every field equal; returns the rows."""
+    rows = table_rows(client, table)
+    ids = [r["id"] for r in rows]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicates, f"duplicate ids in {table}: {duplicates[:5]}"
+    want = {c["id"]: c for c in truth}
+    missing, extra = sorted(set(want) - set(ids)), sorted(set(ids) - set(want))
+    assert not missing, f"{len(missing)} customers missing from the table, e.g. {missing[:3]}"
+    assert not extra, f"{len(extra)} customers in the table that the API does not have, e.g. {extra[:3]}"
+    problems: list[str] = []
+    for row in rows:
+        api_part = {k: v for k, v in row.items() if not k.startswith("_")}
+        _diff(row["id"], expected_row(want[row["id"]]), api_part, problems)
+    assert not problems, f"{len(problems)} field differences, first: {problems[:5]}"
+    return rows
