@@ -22,10 +22,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-DEFAULT_MAX_FILE_BYTES = 1 << 30
+import orjson
+
+#: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
+#: memory, so a smaller file keeps the task's memory flat however many customers a run loads.
+DEFAULT_MAX_FILE_BYTES = 64 << 20
 TEMP_PREFIX = "airflow-revcent-"
 _MOD = 1 << 256
-_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+_SORTED = orjson.OPT_SORT_KEYS
+_fallback = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def canonical_json(row: dict[str, Any]) -> bytes:
+    """The row's canonical text: sorted keys, no spaces, UTF-8, shortest float repr.
+
+    orjson does this ten times faster than the standard library; integers beyond 64 bits, which
+    orjson refuses, fall back to the standard library (the same text for every other value).
+    """
+    try:
+        return orjson.dumps(row, option=_SORTED)
+    except orjson.JSONEncodeError:
+        return _fallback(row).encode()
 
 
 def _ts(unix: int) -> str:
@@ -91,7 +108,7 @@ class NdjsonWriter:
     """
 
     def __init__(self, suffix: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, directory: str | None = None):
-        self._suffix = suffix
+        self._suffix = (suffix + "}\n").encode()
         self.max_file_bytes = max_file_bytes
         self.folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=directory))
         (self.folder / "owner.pid").write_text(str(os.getpid()))
@@ -104,13 +121,14 @@ class NdjsonWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (the API part; metadata is added here)."""
-        text = _dumps(row)
-        content_hash = hashlib.sha256(text.encode()).hexdigest()
+        text = canonical_json(row)
+        content_hash = hashlib.sha256(text).hexdigest()
         self._digest = (self._digest + int(content_hash, 16)) % _MOD
-        line = (
-            f'{text[:-1]},"_created_at":"{_ts(row["created_date_unix"])}",'
-            f'"_content_hash":"{content_hash}"{self._suffix}}}\n'
-        ).encode()
+        line = b"".join((
+            text[:-1],
+            f',"_created_at":"{_ts(row["created_date_unix"])}","_content_hash":"{content_hash}"'.encode(),
+            self._suffix,
+        ))
         if self._handle is None or (self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes):
             self._roll()
         assert self._handle is not None

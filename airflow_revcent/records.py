@@ -119,6 +119,9 @@ def apply_pii(columns: Sequence[Column], pii: PiiSettings) -> tuple[Column, ...]
 class RecordConverter:
     """Turns API customers into table rows (see the module docstring).
 
+    The customer dict is checked and shaped in place (it is the caller's to give away): a value
+    that passes its type check, which is nearly all of them, is not copied.
+
     :param columns: the API columns of the table (after :func:`apply_pii`).
     :param on_invalid_record: ``"fail"`` or ``"keep"``.
     :param pii: exclusion and hashing settings, already reflected in ``columns``.
@@ -143,92 +146,119 @@ class RecordConverter:
         self.invalid_paths: dict[str, int] = {}
         self._root = self._record(columns, "")
 
-    # -- compilation: one closure per column, knowing its path ---------------------------------
-    def _record(self, columns: Iterable[Column], prefix: str) -> _Nested:
-        scalars: dict[str, Callable[[Any], Any]] = {}
-        nested: dict[str, _Nested] = {}
+    # -- compilation: per object, a table of plain type checks and a table of converters ---------
+    def _record(self, columns: Iterable[Column], prefix: str) -> _Walk:
+        # Plain scalars only need "is the value's type one of these": a dict lookup and a set test.
+        plain: dict[str, frozenset[type]] = {}
+        special: dict[str, _Convert] = {}
         for col in columns:
             path = prefix + col.name
             if col.type == "RECORD":
-                nested[col.name] = self._records(col, path)
+                special[col.name] = self._records(col, path)
             elif col.mode == "REPEATED":
-                nested[col.name] = self._scalars(col, path)
+                special[col.name] = self._scalars(col, path)
+            elif col.type in _PLAIN_TYPES and not self._hashed(path):
+                plain[col.name] = _PLAIN_TYPES[col.type]
             else:
-                scalars[col.name] = self._scalar(col, path)
-        plain = _plain(prefix)
+                special[col.name] = _wrap(self._scalar(col, path))
+        base = _plain(prefix)
         # Excluded fields of this object: dropped, and not reported as unknown.
-        excluded = {p[len(plain):] for p in self.pii.exclude_fields
-                    if p.startswith(plain) and "." not in p[len(plain):]}
+        excluded = frozenset(p[len(base):] for p in self.pii.exclude_fields
+                             if p.startswith(base) and "." not in p[len(base):])
         keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
+        repeated = frozenset(c.name for c in columns if c.mode == "REPEATED")
 
-        def convert(obj: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        def walk(obj: Any) -> dict[str, Any] | None:
+            """Check and shape ``obj`` in place; return what the columns cannot hold, or None."""
             if type(obj) is not dict:
                 raise _Mismatch(prefix.rstrip(".") or "customer", obj, "an object")
-            out: dict[str, Any] = {}
             extra: dict[str, Any] | None = None
+            drop: list[str] | None = None
             for key, value in obj.items():
-                if value is None:
-                    # Absent and null are the same in the table (NULL, or [] for an array).
-                    continue
-                try:
-                    check = scalars.get(key)
-                    if check is not None:
-                        out[key] = check(value)
+                allowed = plain.get(key)
+                if allowed is not None:
+                    if value is None or type(value) in allowed:
                         continue
-                    walk = nested.get(key)
-                    if walk is not None:
-                        out[key], sub = walk(value)
+                    bad = _Mismatch(prefix + key, value, _EXPECTED[allowed])
+                else:
+                    convert = special.get(key)
+                    if convert is None:
+                        # Not a column: excluded (PII) or unknown to the spec, kept by path.
+                        (drop := drop or []).append(key)
+                        if key not in excluded:
+                            path = prefix + key
+                            unknown_paths[path] = unknown_paths.get(path, 0) + 1
+                            extra = extra or {}
+                            extra[key] = value
+                        continue
+                    if value is None:
+                        if key in repeated:
+                            obj[key] = []  # BigQuery has no NULL arrays
+                        continue
+                    try:
+                        obj[key], sub = convert(value)
+                    except _Mismatch as exc:
+                        bad = exc
+                    else:
                         if sub is not None:
                             extra = extra or {}
                             extra[key] = sub
                         continue
-                except _Mismatch as bad:
-                    if not keep:
-                        raise
-                    invalid_paths[bad.path] = invalid_paths.get(bad.path, 0) + 1
-                    extra = extra or {}
-                    extra[key] = value
-                    continue
-                if key in excluded:
-                    continue
-                path = prefix + key
-                unknown_paths[path] = unknown_paths.get(path, 0) + 1
+                # The value does not fit its column.
+                if not keep:
+                    raise bad
+                invalid_paths[bad.path] = invalid_paths.get(bad.path, 0) + 1
+                (drop := drop or []).append(key)
                 extra = extra or {}
                 extra[key] = value
-            return out, extra
+            if drop:
+                for key in drop:
+                    del obj[key]
+            return extra
 
-        return convert
+        return walk
 
-    def _records(self, col: Column, path: str) -> _Nested:
+    def _hashed(self, path: str) -> bool:
+        return _plain(path) in self.pii.hash_fields
+
+    def _records(self, col: Column, path: str) -> _Convert:
         if col.mode != "REPEATED":
-            return self._record(col.fields, path + ".")
+            one = self._record(col.fields, path + ".")
+            return lambda value: (value, one(value))
         item = self._record(col.fields, path + "[].")
 
         def repeated(value: Any) -> tuple[list[Any], list[Any] | None]:
             if type(value) is not list:
                 raise _Mismatch(path, value, "an array of objects")
-            rows, extras = [], []
-            for element in value:
-                row, sub = item(element)
-                rows.append(row)
-                extras.append(sub or {})
+            extras = [item(element) or {} for element in value]
             # Keep positions so _unknown_fields mirrors the API's arrays.
-            return rows, extras if any(extras) else None
+            return value, extras if any(extras) else None
 
         return repeated
 
-    def _scalars(self, col: Column, path: str) -> _Nested:
+    def _scalars(self, col: Column, path: str) -> _Convert:
+        allowed = _PLAIN_TYPES.get(col.type)
+        if allowed is not None and not self._hashed(path):
+            def plain_items(value: Any) -> tuple[list[Any], None]:
+                if type(value) is not list:
+                    raise _Mismatch(path, value, f"an array of {col.type}")
+                for element in value:
+                    if type(element) not in allowed:
+                        raise _Mismatch(path + "[]", element, col.type)
+                return value, None
+
+            return plain_items
         item = self._scalar(col, path + "[]")
 
-        def repeated(value: Any) -> tuple[list[Any], None]:
+        def items(value: Any) -> tuple[list[Any], None]:
             if type(value) is not list:
                 raise _Mismatch(path, value, f"an array of {col.type}")
             return [item(v) for v in value], None
 
-        return repeated
+        return items
 
     def _scalar(self, col: Column, path: str) -> Callable[[Any], Any]:
-        if col.type == "STRING" and _plain(path) in self.pii.hash_fields:
+        if self._hashed(path):
             key = self.pii.hash_key or b""
 
             def hashed(value: Any) -> str:
@@ -248,13 +278,12 @@ class RecordConverter:
 
     # -- per record -----------------------------------------------------------------------------
     def convert(self, customer: dict[str, Any]) -> dict[str, Any]:
-        """Turn one API customer into the API part of a row (metadata columns are added later).
+        """Turn one API customer into the API part of a row, in place (metadata is added later).
 
-        :param customer: the customer as the API sent it.
+        :param customer: the customer as the API sent it; it becomes the row.
         """
         try:
-            row: dict[str, Any]
-            row, extra = self._root(customer)
+            extra = self._root(customer)
         except _Mismatch as bad:
             raise RevCentDataError(
                 f"Customer {customer.get('id')!r}: field {bad.path} is {bad.value!r} ({_type_name(bad.value)}) "
@@ -262,11 +291,16 @@ class RecordConverter:
                 f"{UNKNOWN_FIELDS_COLUMN} instead of failing."
             ) from None
         if extra is not None:
-            row[UNKNOWN_FIELDS_COLUMN] = extra
-        return row
+            customer[UNKNOWN_FIELDS_COLUMN] = extra
+        return customer
 
 
-_Nested = Callable[[Any], tuple[Any, Any]]
+_Walk = Callable[[Any], "dict[str, Any] | None"]
+_Convert = Callable[[Any], tuple[Any, Any]]
+
+
+def _wrap(scalar: Callable[[Any], Any]) -> _Convert:
+    return lambda value: (scalar(value), None)
 
 
 def _plain(path: str) -> str:
@@ -305,6 +339,16 @@ def _check_timestamp(value: Any) -> str | None:
         raise TypeError
     return _timestamp(value)
 
+
+#: Column types whose values are checked by their Python type alone (JSON has no NaN or Infinity,
+#: and ``bool`` is not ``int`` for ``type(...) in``).
+_PLAIN_TYPES: dict[str, frozenset[type]] = {
+    "STRING": frozenset({str}),
+    "INTEGER": frozenset({int}),
+    "NUMERIC": frozenset({int, float}),
+    "BOOLEAN": frozenset({bool}),
+}
+_EXPECTED = {types: name for name, types in _PLAIN_TYPES.items()}
 
 _SCALAR_CHECKS: dict[str, Callable[[Any], Any]] = {
     "STRING": _check_string,

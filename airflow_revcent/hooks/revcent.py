@@ -11,7 +11,6 @@ windows concurrently on top of it, driving :class:`~airflow_revcent.paging.Windo
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import threading
 import time
@@ -23,6 +22,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
@@ -150,8 +150,8 @@ def parse_customers_response(
     :param what: names the request in messages (window and page).
     """
     try:
-        body: Any = json.loads(content)
-    except ValueError:
+        body: Any = orjson.loads(content)
+    except orjson.JSONDecodeError:
         body = None
     error_code, api_message = _envelope(body)
     detail = _describe(status, error_code, api_message)

@@ -45,11 +45,13 @@ def test_values_arrive_unchanged_and_timestamps_are_normalised():
     assert "_unknown_fields" not in row
 
 
-def test_absent_and_null_fields_are_left_out_and_empty_date_times_become_null():
+def test_null_fields_stay_null_arrays_become_empty_and_empty_date_times_become_null():
     customer = {"id": ID, "created_date_unix": 1, "company": None, "notes": None,
                 "lifetime_value": {"last_sale_date": ""}}
     row = RecordConverter(customer_columns()).convert(customer)
-    assert row == {"id": ID, "created_date_unix": 1, "lifetime_value": {"last_sale_date": None}}
+    # NULL in the table either way; a null array is an empty one (BigQuery has no NULL arrays).
+    assert row == {"id": ID, "created_date_unix": 1, "company": None, "notes": [],
+                   "lifetime_value": {"last_sale_date": None}}
 
 
 def test_unknown_fields_are_kept_by_path_mirroring_the_api_structure():
@@ -80,7 +82,7 @@ def test_unknown_fields_are_kept_by_path_mirroring_the_api_structure():
         ({"lifetime_value": {"all": {"amount_gross": "12.5"}}}, r"lifetime_value\.all\.amount_gross"),
         ({"lifetime_value": {"last_sale_date": "not a date"}}, r"lifetime_value\.last_sale_date"),
         ({"sales": [1]}, r"sales\[\]"),
-        ({"lifetime_value": {"all": {"amount_gross": float("nan")}}}, r"lifetime_value\.all\.amount_gross"),
+        ({"products_purchased": [{"purchase_dates": [1, "2"]}]}, r"products_purchased\[\]\.purchase_dates\[\]"),
     ],
 )
 def test_wrong_types_fail_with_customer_id_and_path_or_are_kept(patch, path):
