@@ -165,8 +165,18 @@ class RecordConverter:
         # Excluded fields of this object: dropped, and not reported as unknown.
         excluded = frozenset(p[len(base):] for p in self.pii.exclude_fields
                              if p.startswith(base) and "." not in p[len(base):])
-        keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
         repeated = frozenset(c.name for c in columns if c.mode == "REPEATED")
+        return self._walker(prefix, plain, special, excluded, repeated)
+
+    def _walker(
+        self,
+        prefix: str,
+        plain: dict[str, frozenset[type]],
+        special: dict[str, _Convert],
+        excluded: frozenset[str],
+        repeated: frozenset[str],
+    ) -> _Walk:
+        keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
 
         def walk(obj: Any) -> dict[str, Any] | None:
             """Check and shape ``obj`` in place; return what the columns cannot hold, or None."""
