@@ -12,10 +12,18 @@ when it ends, the window is *settled* only if every page of the pass reported th
 another pass re-reads the window (already-seen customers are not emitted again), up to
 ``max_passes``. With customers only being added, the union of passes then holds every customer
 the API has for the window when extraction ends, each once.
+
+Why verification: windows finish at different times. When a run reads several windows, a window
+that finished before the last one is checked once more at the end (one request: page 1's
+``total_count``); if it moved, the window is read again. So every window is as of the end of
+extraction, not as of the moment it was read.
 """
 
 from __future__ import annotations
 
+import hashlib
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +103,13 @@ class WindowReader:
         self._pass_skipped = 0
         self._outstanding: set[int] = set()
         self._probed_zero = False
+        #: Ids of a finished window as sorted 64-bit digests: 8 bytes each instead of a ~90-byte
+        #: string in a set, kept only so that a re-read after verification emits nobody twice.
+        self._finished_ids = array("Q")
+        self._settled_total: int | None = None
+        self._verifying = False
         self.done = False
+        self.verified = False
 
     def start(self) -> list[int]:
         """Begin a pass: the first page to request."""
@@ -115,6 +129,8 @@ class WindowReader:
         self.stats.requests += 1
         self._outstanding.discard(requested)
         outcome = PageOutcome()
+        if self._verifying:
+            return self._on_verify(requested, page)
         probing_zero = requested == 0 and self.first_page == 1
         if page.current_page != requested and not probing_zero:
             raise RevCentAPIError(
@@ -152,11 +168,13 @@ class WindowReader:
                 raise RevCentDataError(
                     f"Window {self.window}, page {requested}, position {position}: the customer has "
                     f"id={customer_id!r} and created_date_unix={created!r}; the spec requires a string id "
-                    "and an integer created_date_unix. Set on_invalid_record='skip' to drop such records."
+                    "and an integer created_date_unix. Set on_invalid_record='keep' to skip such records."
                 )
             if customer_id in self._seen:
                 continue
-            self._seen.add(customer_id)
+            self._seen.add(customer_id)  # counted toward total_count even if emitted in an earlier read
+            if self._finished_ids and self._was_finished(customer_id):
+                continue
             if self.window.contains(created):
                 new.append(customer)
         self.stats.records += len(new)
@@ -166,6 +184,9 @@ class WindowReader:
         total = self._pass_total or 0
         if not self._pass_shifted and len(self._seen) + self._pass_skipped >= total:
             self.done = True
+            self._settled_total = total
+            merged = sorted({*self._finished_ids, *(_digest(i) for i in self._seen)})
+            self._finished_ids = array("Q", merged)
             self._seen = set()
             return []
         if not self._pass_shifted and self.first_page == 1 and not self._probed_zero:
@@ -182,7 +203,42 @@ class WindowReader:
             )
         return self.start()
 
+    def verify(self) -> list[int]:
+        """After other windows finished later: ask page 1 again to check ``total_count`` has not moved."""
+        self._verifying = True
+        self.verified = False
+        self._outstanding = {self.first_page}
+        return [self.first_page]
+
+    def _on_verify(self, requested: int, page: CustomersPage) -> PageOutcome:
+        self._verifying = False
+        outcome = PageOutcome(customers=self._take(page, requested))
+        if page.total_count == self._settled_total and not outcome.customers:
+            self.verified = True
+            return outcome
+        # Customers were created in this window after it was read: read it again.
+        self.done = False
+        self.stats.total_count = page.total_count
+        if self.stats.passes >= self.max_passes:
+            raise RevCentWindowUnsettledError(
+                f"Window {self.window} kept changing after it was read: total_count went from "
+                f"{self._settled_total} to {page.total_count} after {self.stats.passes} passes. Customers are "
+                "being created inside this window while the run reads it; retry later."
+            )
+        outcome.next_pages = self.start()
+        return outcome
+
+    def _was_finished(self, customer_id: str) -> bool:
+        digest = _digest(customer_id)
+        at = bisect_left(self._finished_ids, digest)
+        return at < len(self._finished_ids) and self._finished_ids[at] == digest
+
     def on_probe_failed(self) -> list[int]:
         """Page 0 was refused (the API numbers from 1): carry on as if the probe found nothing."""
         self._outstanding.discard(0)
         return self._end_of_pass() if not self._outstanding else []
+
+
+def _digest(customer_id: str) -> int:
+    # 64 bits: the chance that two of a million ids collide is below 1e-7.
+    return int.from_bytes(hashlib.blake2b(customer_id.encode(), digest_size=8).digest(), "big")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 import requests
@@ -56,6 +56,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_RETRY_MAX_ATTEMPTS = 8
 DEFAULT_RETRY_MAX_SECONDS = 600.0
+#: The first retry waits up to this long (full jitter); each further one up to twice as long.
+DEFAULT_RETRY_INITIAL_BACKOFF = 1.0
 #: Longest single wait between attempts, and the cap on a Retry-After we agree to honour.
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -69,6 +71,7 @@ KNOWN_EXTRAS = (
     "timeout",
     "retry_max_attempts",
     "retry_max_seconds",
+    "retry_initial_backoff",
     "verify",
 )
 
@@ -136,7 +139,12 @@ def _describe(status: int, error_code: str | None, api_message: str | None) -> s
 
 
 def parse_customers_response(
-    status: int, content: bytes, headers: Mapping[str, str] | None = None, *, what: str = "request"
+    status: int,
+    content: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    what: str = "request",
+    query: str = "",
 ) -> CustomersPage:
     """Decide what one HTTP answer is: a page of customers, or an error of the right class.
 
@@ -148,6 +156,7 @@ def parse_customers_response(
     :param content: raw body.
     :param headers: response headers (for ``Retry-After``).
     :param what: names the request in messages (window and page).
+    :param query: the request's query string, shown when the API refuses it (it never holds the key).
     """
     try:
         body: Any = orjson.loads(content)
@@ -178,8 +187,9 @@ def parse_customers_response(
         )
     if not 200 <= status < 300:
         raise RevCentRequestError(
-            f"RevCent refused the {what} ({detail}). The request's parameters are shown above; fix the "
-            "argument the message names.", status=status, error_code=error_code, api_message=api_message,
+            f"RevCent refused the {what} ({detail}); the query was {query or '(not shown)'}. Fix the argument "
+            "the API's message names (filters, window_size, page_size).",
+            status=status, error_code=error_code, api_message=api_message,
         )
     if body is None:
         raise RevCentTransientError(
@@ -216,6 +226,7 @@ class HookSettings:
     read_timeout: float
     retry_max_attempts: int
     retry_max_seconds: float
+    retry_initial_backoff: float
     verify: bool
 
     def __repr__(self) -> str:
@@ -258,7 +269,8 @@ class RevCentHook(HttpHook):
     The connection (type ``revcent``): host = API root (empty for ``https://api.revcent.com``),
     password = API key. Optional extras: ``max_concurrency``, ``max_requests_per_second``
     (``0`` = no limit), ``connect_timeout``, ``read_timeout``, ``retry_max_attempts``,
-    ``retry_max_seconds``, ``verify`` (TLS verification, default true). Arguments given here win
+    ``retry_max_seconds``, ``retry_initial_backoff``, ``verify`` (TLS verification, default true).
+    Arguments given here win
     over the extras. The constructor reads nothing; the connection is read on first use.
 
     :param revcent_conn_id: the Airflow connection id.
@@ -269,6 +281,8 @@ class RevCentHook(HttpHook):
     :param read_timeout: seconds to wait for response data (default 60).
     :param retry_max_attempts: attempts per request before giving up (default 8).
     :param retry_max_seconds: seconds per request, retries included, before giving up (default 600).
+    :param retry_initial_backoff: upper bound of the first wait between attempts, doubling per attempt up
+        to 60 s, with full jitter (default 1). A 429's Retry-After replaces it.
     :param max_passes: full re-reads allowed for a window whose results shift while it is paged.
     """
 
@@ -288,6 +302,7 @@ class RevCentHook(HttpHook):
         read_timeout: float | None = None,
         retry_max_attempts: int | None = None,
         retry_max_seconds: float | None = None,
+        retry_initial_backoff: float | None = None,
         max_passes: int = DEFAULT_MAX_PASSES,
     ) -> None:
         super().__init__(method="GET", http_conn_id=revcent_conn_id)
@@ -299,6 +314,7 @@ class RevCentHook(HttpHook):
             "read_timeout": read_timeout,
             "retry_max_attempts": retry_max_attempts,
             "retry_max_seconds": retry_max_seconds,
+            "retry_initial_backoff": retry_initial_backoff,
         }
         self.max_passes = max_passes
         self._local = threading.local()
@@ -311,7 +327,16 @@ class RevCentHook(HttpHook):
     @cached_property
     def settings(self) -> HookSettings:
         """The connection, read once, validated, merged with this hook's arguments."""
-        conn = self.get_connection(self.revcent_conn_id)
+        try:
+            conn = self.get_connection(self.revcent_conn_id)
+        except Exception as exc:
+            if type(exc).__name__ != "AirflowNotFoundException":
+                raise
+            raise RevCentConfigError(
+                f"The RevCent connection {self.revcent_conn_id!r} does not exist. Create it (type 'revcent', "
+                "password = your API key), e.g. AIRFLOW_CONN_REVCENT_DEFAULT='{\"conn_type\": \"revcent\", "
+                "\"password\": \"...\"}', or pass revcent_conn_id."
+            ) from None
         # The connection form stores its fields as plain keys; older forms used a prefix.
         extra = {k.removeprefix("extra__revcent__"): v for k, v in (conn.extra_dejson or {}).items()}
         unknown = sorted(set(extra) - set(KNOWN_EXTRAS))
@@ -358,6 +383,8 @@ class RevCentHook(HttpHook):
                                            "retry_max_attempts", minimum=1, integer=True)),
             retry_max_seconds=_number(pick("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS), "retry_max_seconds",
                                       minimum=0),
+            retry_initial_backoff=_number(pick("retry_initial_backoff", DEFAULT_RETRY_INITIAL_BACKOFF),
+                                          "retry_initial_backoff", minimum=0),
             verify=verify,
         )
 
@@ -452,7 +479,8 @@ class RevCentHook(HttpHook):
                     f"The connection to {settings.base_url} failed during the {what}: {type(exc).__name__}."
                 ) from None
             try:
-                result = parse_customers_response(response.status_code, content, response.headers, what=what)
+                result = parse_customers_response(response.status_code, content, response.headers, what=what,
+                                                  query=urlencode(params))
             except RevCentTransientError as exc:
                 if exc.status == 429:
                     self.pacer.on_throttle(sent_at, exc.retry_after)
@@ -463,7 +491,7 @@ class RevCentHook(HttpHook):
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retry_max_attempts)
             | tenacity.stop_before_delay(settings.retry_max_seconds),
-            wait=_wait_for_retry,
+            wait=_RetryWait(settings.retry_initial_backoff),
             retry=tenacity.retry_if_exception_type(RevCentTransientError),
             before_sleep=self._log_retry,
             reraise=True,
@@ -523,8 +551,21 @@ class RevCentHook(HttpHook):
         limit = self.settings.max_concurrency
         pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="revcent")
         inflight: dict[Future[CustomersPage], tuple[int, int]] = {}
+        done_order: dict[int, int] = {}  # window index -> when it last finished a read
+        as_of: dict[int, int] = {}  # window index -> when it was last known complete (read or verified)
         try:
-            while queue or inflight:
+            while True:
+                if not queue and not inflight:
+                    # Every window is read. Those that finished before the last one are checked
+                    # once more, so each is as of the end of extraction (see paging.py).
+                    last = max(done_order.values(), default=0)
+                    recheck = [i for i in range(len(readers)) if as_of.get(i, last) < last]
+                    if not recheck:
+                        break
+                    for index in recheck:
+                        for page in readers[index].verify():
+                            heapq.heappush(queue, (index, order, page))
+                            order += 1
                 while queue and len(inflight) < limit:
                     index, _, page = heapq.heappop(queue)
                     reader = readers[index]
@@ -539,6 +580,7 @@ class RevCentHook(HttpHook):
                 for future in finished:
                     index, page = inflight.pop(future)
                     reader = readers[index]
+                    was_done, was_verified = reader.done, reader.verified
                     try:
                         result = future.result()
                     except RevCentRequestError:
@@ -555,7 +597,12 @@ class RevCentHook(HttpHook):
                         heapq.heappush(queue, (index, order, next_page))
                         order += 1
                     batch = WindowBatch(index, reader.window, customers)
-                    if reader.done:
+                    if reader.verified and not was_verified:
+                        order += 1
+                        as_of[index] = order
+                    if reader.done and not was_done:
+                        order += 1
+                        done_order[index] = as_of[index] = order
                         reader.stats.seconds = time.monotonic() - started[index]
                         batch.finished = reader.stats
                     if batch.customers or batch.finished:
@@ -591,11 +638,15 @@ class RevCentHook(HttpHook):
         return True, f"Connected to {self.settings.base_url}: {page.total_count} customers created in the last day."
 
 
-def _wait_for_retry(state: tenacity.RetryCallState) -> float:
+class _RetryWait:
     """Honour Retry-After when the server gave one; otherwise exponential backoff with full jitter."""
-    exc = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        return float(min(retry_after, MAX_BACKOFF_SECONDS))
-    backoff = tenacity.wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
-    return float(backoff(state))
+
+    def __init__(self, initial: float) -> None:
+        self._backoff = tenacity.wait_random_exponential(multiplier=initial / 2, max=MAX_BACKOFF_SECONDS)
+
+    def __call__(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return float(min(retry_after, MAX_BACKOFF_SECONDS))
+        return float(self._backoff(state))

@@ -81,6 +81,8 @@ class CustomersToBigQueryOperator(BaseOperator):
         ``0`` = none).
     :param retry_max_attempts: attempts per request (default 8).
     :param retry_max_seconds: seconds per request, retries included (default 600).
+    :param retry_initial_backoff: the first wait between attempts is up to this many seconds, doubling per
+        attempt up to 60 s (default 1; a 429's Retry-After replaces it).
     :param read_timeout: seconds to wait for a response (default 60).
     :param on_invalid_record: ``"fail"`` (default): a customer that does not match the spec fails the run,
         naming the customer and field; ``"keep"``: such values go to ``_unknown_fields`` and customers
@@ -115,6 +117,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         max_requests_per_second: float | None = None,
         retry_max_attempts: int | None = None,
         retry_max_seconds: float | None = None,
+        retry_initial_backoff: float | None = None,
         read_timeout: float | None = None,
         on_invalid_record: InvalidPolicy = "fail",
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
@@ -154,6 +157,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.max_requests_per_second = max_requests_per_second
         self.retry_max_attempts = retry_max_attempts
         self.retry_max_seconds = retry_max_seconds
+        self.retry_initial_backoff = retry_initial_backoff
         self.read_timeout = read_timeout
         self.on_invalid_record: InvalidPolicy = on_invalid_record
         self.staging_expiration = staging_expiration
@@ -169,6 +173,7 @@ class CustomersToBigQueryOperator(BaseOperator):
             read_timeout=self.read_timeout,
             retry_max_attempts=self.retry_max_attempts,
             retry_max_seconds=self.retry_max_seconds,
+            retry_initial_backoff=self.retry_initial_backoff,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -116,3 +116,38 @@ def test_customers_without_usable_id_fail_or_are_skipped(bad):
     assert lenient.on_page(1, page(1, 2, [bad, cust(1)])).customers == [cust(1)]
     assert lenient.stats.skipped == 1
     assert lenient.done  # the skipped customer counts toward total_count
+
+
+def finished_reader(total: int = 2) -> WindowReader:
+    reader = WindowReader(WINDOW)
+    reader.start()
+    reader.on_page(1, page(1, total, [cust(i) for i in range(1, total + 1)], size=total))
+    assert reader.done
+    return reader
+
+
+def test_verification_of_an_unchanged_window_costs_one_request():
+    reader = finished_reader()
+    assert reader.verify() == [1]
+    outcome = reader.on_page(1, page(1, 2, [cust(1), cust(2)]))
+    assert outcome.customers == [] and outcome.next_pages == [] and reader.verified and reader.done
+
+
+def test_a_window_that_grew_after_it_was_read_is_read_again_without_repeating_anyone():
+    reader = finished_reader()
+    reader.verify()
+    outcome = reader.on_page(1, page(1, 3, [cust(9), cust(1)]))
+    assert outcome.customers == [cust(9)] and outcome.next_pages == [1]
+    assert not reader.done and not reader.verified and reader.stats.passes == 2
+    reader.on_page(1, page(1, 3, [cust(9), cust(1)]))
+    outcome = reader.on_page(2, page(2, 3, [cust(2)]))
+    assert outcome.customers == [] and reader.done  # cust(2) was emitted in the first read
+
+
+def test_a_window_that_keeps_growing_after_it_was_read_fails():
+    reader = WindowReader(WINDOW, max_passes=1)
+    reader.start()
+    reader.on_page(1, page(1, 1, [cust(1)]))
+    reader.verify()
+    with pytest.raises(RevCentWindowUnsettledError, match="kept changing after it was read"):
+        reader.on_page(1, page(1, 2, [cust(1), cust(2)]))

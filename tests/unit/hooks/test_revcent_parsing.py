@@ -78,7 +78,7 @@ ERROR = body(code=0, error_code="invalid_range", message="date range too long", 
         (408, b"", {}, RevCentTransientError, "HTTP 408"),
         (401, body(code=0, error_code="unauthorized", message="bad key"), {}, RevCentAuthError, "API key"),
         (403, b"", {}, RevCentAuthError, "password field"),
-        (400, ERROR, {}, RevCentRequestError, "refused.*HTTP 400.*invalid_range"),
+        (400, ERROR, {}, RevCentRequestError, "refused.*HTTP 400.*invalid_range.*the query was"),
         (404, b"", {}, RevCentRequestError, "API root"),
     ],
 )
