@@ -541,76 +541,51 @@ class RevCentHook(HttpHook):
             WindowReader(w, first_page=self._first_page, max_passes=self.max_passes, skip_invalid=skip_invalid)
             for w in windows
         ]
-        started = [0.0] * len(readers)
-        queue: list[tuple[int, int, int]] = []  # (window index, order, page)
-        order = 0
-        for index, reader in enumerate(readers):
-            for page in reader.start():
-                heapq.heappush(queue, (index, order, page))
-                order += 1
+        plan = _ReadPlan(readers)
         limit = self.settings.max_concurrency
         pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="revcent")
         inflight: dict[Future[CustomersPage], tuple[int, int]] = {}
-        done_order: dict[int, int] = {}  # window index -> when it last finished a read
-        as_of: dict[int, int] = {}  # window index -> when it was last known complete (read or verified)
         try:
-            while True:
-                if not queue and not inflight:
-                    # Every window is read. Those that finished before the last one are checked
-                    # once more, so each is as of the end of extraction (see paging.py).
-                    last = max(done_order.values(), default=0)
-                    recheck = [i for i in range(len(readers)) if as_of.get(i, last) < last]
-                    if not recheck:
-                        break
-                    for index in recheck:
-                        for page in readers[index].verify():
-                            heapq.heappush(queue, (index, order, page))
-                            order += 1
-                while queue and len(inflight) < limit:
-                    index, _, page = heapq.heappop(queue)
-                    reader = readers[index]
-                    if not started[index]:
-                        started[index] = time.monotonic()
+            while plan or inflight or plan.verify_finished_windows():
+                while plan and len(inflight) < limit:
+                    index, page = plan.pop()
+                    window = readers[index].window
                     future = pool.submit(
-                        self.get_customers_page, reader.window.date_start, reader.window.date_end, page,
-                        limit=page_size, filters=filters, label=f"window {reader.window}, page {page}",
+                        self.get_customers_page, window.date_start, window.date_end, page,
+                        limit=page_size, filters=filters, label=f"window {window}, page {page}",
                     )
                     inflight[future] = (index, page)
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     index, page = inflight.pop(future)
-                    reader = readers[index]
-                    was_done, was_verified = reader.done, reader.verified
-                    try:
-                        result = future.result()
-                    except RevCentRequestError:
-                        if page != 0 or reader.first_page != 1:
-                            raise
-                        next_pages = reader.on_probe_failed()  # page 0 refused: pages start at 1
-                        customers: list[dict[str, Any]] = []
-                    else:
-                        outcome = reader.on_page(page, result)
-                        next_pages, customers = outcome.next_pages, outcome.customers
-                        if reader.first_page == 0:
-                            self._first_page = 0
-                    for next_page in next_pages:
-                        heapq.heappush(queue, (index, order, next_page))
-                        order += 1
-                    batch = WindowBatch(index, reader.window, customers)
-                    if reader.verified and not was_verified:
-                        order += 1
-                        as_of[index] = order
-                    if reader.done and not was_done:
-                        order += 1
-                        done_order[index] = as_of[index] = order
-                        reader.stats.seconds = time.monotonic() - started[index]
-                        batch.finished = reader.stats
+                    batch = self._take_page(plan, index, page, future)
                     if batch.customers or batch.finished:
                         yield batch
         finally:
             for future in inflight:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _take_page(self, plan: _ReadPlan, index: int, page: int, future: Future[CustomersPage]) -> WindowBatch:
+        reader = plan.readers[index]
+        was_done, was_verified = reader.done, reader.verified
+        customers: list[dict[str, Any]] = []
+        try:
+            result = future.result()
+        except RevCentRequestError:
+            if page != 0 or reader.first_page != 1:
+                raise
+            next_pages = reader.on_probe_failed()  # page 0 refused: pages start at 1
+        else:
+            outcome = reader.on_page(page, result)
+            next_pages, customers = outcome.next_pages, outcome.customers
+            if reader.first_page == 0:
+                self._first_page = 0
+        plan.push(index, next_pages)
+        batch = WindowBatch(index, reader.window, customers)
+        if plan.record(index, was_done=was_done, was_verified=was_verified):
+            batch.finished = reader.stats
+        return batch
 
     def iter_customers(
         self, window: Window, *, filters: CustomerFilters | None = None, page_size: int = MAX_PAGE_SIZE
@@ -650,3 +625,56 @@ class _RetryWait:
         if retry_after is not None:
             return float(min(retry_after, MAX_BACKOFF_SECONDS))
         return float(self._backoff(state))
+
+
+class _ReadPlan:
+    """Which page of which window to request next (earlier windows first), and when to verify.
+
+    :param readers: one reader per window, in window order.
+    """
+
+    def __init__(self, readers: Sequence[WindowReader]) -> None:
+        self.readers = readers
+        self._queue: list[tuple[int, int, int]] = []  # (window index, order, page)
+        self._clock = 0
+        self._started: dict[int, float] = {}
+        self._done_at: dict[int, int] = {}  # window index -> when it last finished a read
+        self._as_of: dict[int, int] = {}  # window index -> when it was last known complete
+        for index, reader in enumerate(readers):
+            self.push(index, reader.start())
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
+    def push(self, index: int, pages: Sequence[int]) -> None:
+        for page in pages:
+            heapq.heappush(self._queue, (index, self._tick(), page))
+
+    def pop(self) -> tuple[int, int]:
+        index, _, page = heapq.heappop(self._queue)
+        self._started.setdefault(index, time.monotonic())
+        return index, page
+
+    def record(self, index: int, *, was_done: bool, was_verified: bool) -> bool:
+        """Note a reader's progress; True when the window has just finished a read."""
+        reader = self.readers[index]
+        if reader.verified and not was_verified:
+            self._as_of[index] = self._tick()
+        if reader.done and not was_done:
+            self._done_at[index] = self._as_of[index] = self._tick()
+            reader.stats.seconds = time.monotonic() - self._started[index]
+            return True
+        return False
+
+    def verify_finished_windows(self) -> bool:
+        """Every window is read: queue a check of those known complete only as of before the last
+        one finished (see paging.py). False when there is nothing left to do."""
+        last = max(self._done_at.values(), default=0)
+        stale = [i for i in range(len(self.readers)) if self._as_of.get(i, last) < last]
+        for index in stale:
+            self.push(index, self.readers[index].verify())
+        return bool(stale)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -85,7 +85,7 @@ def test_a_rate_limited_api_is_read_completely_and_throttling_slows_everyone(sto
 class _Capture(BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).seen.append({k.lower(): v for k, v in self.headers.items()} | {"path": self.path})
         status = 401 if self.headers.get("x-api-key") != API_KEY else 200
         body = json.dumps({"code": 1, "current_page": 1, "total_count": 0, "total_pages": 0, "results": []}
@@ -127,7 +127,7 @@ def test_only_the_key_header_is_sent_and_no_extra_becomes_a_header(capture, monk
 def test_rejected_key_fails_at_once_without_retry(capture, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT", json.dumps(
         {"conn_type": "revcent", "host": capture, "password": "wrong-key-123456"}))
-    with pytest.raises(RevCentAuthError, match="rejected the API key.*HTTP 401.*unauthorized") as info:
+    with pytest.raises(RevCentAuthError, match=r"rejected the API key.*HTTP 401.*unauthorized") as info:
         RevCentHook().get_customers_page(100, 200, 1)
     assert len(_Capture.seen) == 1
     assert "wrong-key-123456" not in str(info.value)
@@ -135,10 +135,10 @@ def test_rejected_key_fails_at_once_without_retry(capture, monkeypatch):
 
 def test_empty_key_and_missing_connection_are_clear_errors(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT", json.dumps({"conn_type": "revcent", "host": "", "password": ""}))
-    with pytest.raises(RevCentConfigError, match="no API key: put your RevCent API key in its password field"):
-        RevCentHook().settings
+    with pytest.raises(RevCentConfigError, match=r"no API key: put your RevCent API key in its password field"):
+        _ = RevCentHook().settings
     with pytest.raises(RevCentConfigError, match="'revcent_nope' does not exist"):
-        RevCentHook("revcent_nope").settings
+        _ = RevCentHook("revcent_nope").settings
 
 
 def test_turning_tls_verification_off_is_explicit_and_warns(monkeypatch, capsys):
