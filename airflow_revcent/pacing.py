@@ -24,12 +24,16 @@ from collections.abc import Callable
 
 #: Multiplicative decrease applied to the accepted rate on a 429.
 DECREASE = 0.8
-#: Additive increase, in requests/s gained per second of healthy responses.
+#: Recovery per second of healthy responses: at least this many requests/s ...
 RECOVERY_PER_SECOND = 0.5
+#: ... or this fraction of the current pace, whichever is more (quick back from a deep cut).
+RECOVERY_FRACTION = 0.05
 #: The pace never drops below this (one request every 4 s).
 MIN_RATE = 0.25
-#: Window over which the accepted (successful) rate is measured.
+#: Window over which the accepted (successful) and sent rates are measured.
 MEASURE_SECONDS = 2.0
+#: Successes needed before the accepted rate is trusted as an estimate of the server's limit.
+MIN_SAMPLES = 3
 #: Longest pause a Retry-After may impose on everyone.
 MAX_PAUSE_SECONDS = 300.0
 
@@ -60,6 +64,8 @@ class Pacer:
         self._throttled_rate: float | None = None
         self._last_success = clock()
         self._successes: deque[float] = deque()
+        self._sends: deque[float] = deque()
+        self._first_send: float | None = None
         self.throttles = 0
 
     @property
@@ -74,6 +80,10 @@ class Pacer:
             slot = max(now, self._next_slot, self._paused_until)
             if self._rate is not None:
                 self._next_slot = slot + 1.0 / self._rate
+            if self._first_send is None:
+                self._first_send = slot
+            self._sends.append(slot)
+            _trim(self._sends, now - MEASURE_SECONDS)
         if slot > now:
             self._sleep(slot - now)
         return slot
@@ -83,13 +93,12 @@ class Pacer:
         with self._lock:
             now = self._clock()
             self._successes.append(now)
-            while self._successes and self._successes[0] < now - MEASURE_SECONDS:
-                self._successes.popleft()
+            _trim(self._successes, now - MEASURE_SECONDS)
             elapsed = max(0.0, now - max(self._last_success, self._last_decrease))
             self._last_success = now
             if self._rate is None or self._throttled_rate is None:
                 return
-            self._rate += RECOVERY_PER_SECOND * elapsed
+            self._rate += max(RECOVERY_PER_SECOND, RECOVERY_FRACTION * self._rate) * elapsed
             if self.ceiling is not None:
                 self._rate = min(self._rate, self.ceiling)
             elif self._rate >= 2 * self._throttled_rate:
@@ -110,11 +119,21 @@ class Pacer:
                 self._paused_until = max(self._paused_until, now + min(retry_after, MAX_PAUSE_SECONDS))
             if sent_at < self._last_decrease:
                 return
-            accepted = len([t for t in self._successes if t >= now - MEASURE_SECONDS]) / MEASURE_SECONDS
+            # What the server accepted lately estimates its limit; early on (few successes) what
+            # we sent is the better guide. Early means the window is shorter than MEASURE_SECONDS.
+            span = max(0.25, min(MEASURE_SECONDS, now - (self._first_send or now)))
+            accepted = [t for t in self._successes if t >= now - span]
+            sent = [t for t in self._sends if t >= now - span]
+            basis = len(accepted if len(accepted) >= MIN_SAMPLES else sent) / span
             current = self._rate if self._rate is not None else float("inf")
-            new_rate = max(MIN_RATE, DECREASE * min(current, max(accepted, MIN_RATE)))
+            new_rate = max(MIN_RATE, DECREASE * min(current, max(basis, MIN_RATE)))
             self._rate = new_rate
             self._throttled_rate = new_rate
             self._last_decrease = now
             # Spread what follows at the new pace instead of releasing a burst when the pause ends.
             self._next_slot = max(self._next_slot, self._paused_until)
+
+
+def _trim(times: deque[float], oldest: float) -> None:
+    while times and times[0] < oldest:
+        times.popleft()

@@ -42,13 +42,13 @@ def test_zero_means_no_limit(clock):
 
 def test_throttle_pauses_everyone_for_retry_after_and_lowers_the_pace(clock):
     pacer = Pacer(None, clock=clock, sleep=clock.sleep)
-    for _ in range(20):  # 20 successes within the last second: about 10/s over the 2 s window
+    for _ in range(20):  # 20 successes in the first second of the run: 20/s
         sent = pacer.acquire()
         clock.now += 0.05
         pacer.on_success(sent)
     sent = pacer.acquire()
     pacer.on_throttle(sent, retry_after=3)
-    assert pacer.rate == pytest.approx(DECREASE * 10)
+    assert pacer.rate == pytest.approx(DECREASE * 20)
     start = pacer.acquire()
     assert start == pytest.approx(clock.now)  # the acquire slept until the pause ended
     assert sum(clock.slept) == pytest.approx(3.0)
@@ -97,3 +97,25 @@ def test_without_ceiling_the_limit_is_lifted_once_healthy_at_twice_the_throttled
         clock.now += 1
         pacer.on_success(clock.now)
     assert pacer.rate is None
+
+
+def test_an_early_429_uses_the_send_rate_not_an_empty_success_count(clock):
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    sends = [pacer.acquire() for _ in range(8)]  # 8 requests in flight, no answer yet
+    clock.now += 0.1
+    pacer.on_throttle(sends[0], retry_after=None)
+    assert pacer.rate == pytest.approx(DECREASE * 8 / 0.25)  # not the floor
+
+
+def test_recovery_is_proportional_when_the_pace_is_high(clock):
+    pacer = Pacer(200, clock=clock, sleep=clock.sleep)
+    for _ in range(200):  # 100/s accepted over two seconds
+        sent = pacer.acquire()
+        clock.now += 0.01
+        pacer.on_success(sent)
+    pacer.on_throttle(pacer.acquire(), retry_after=None)
+    low = pacer.rate
+    assert low == pytest.approx(DECREASE * 100, rel=0.02)
+    clock.now += 1
+    pacer.on_success(clock.now)
+    assert pacer.rate == pytest.approx(low * 1.05)
