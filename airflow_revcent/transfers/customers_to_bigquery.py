@@ -182,6 +182,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         interval = self.resolve_interval(context, now=extracted_at)
         windows = split_windows(interval, self.window_size)
         filters = self._filters()
+        self.revcent_hook.settings  # noqa: B018 - read and check the RevCent connection before BigQuery
         destination = self._destination()
         destination.prepare()
         self.log.info("Reading RevCent customers created in %s: %d window(s) into %s",

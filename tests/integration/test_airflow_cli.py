@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from revcent_sandbox import CustomerStore
+from revcent_sandbox import CustomerStore, FaultPlan
 
 from .conftest import API_KEY, unix
 from .truth import assert_table_matches
@@ -78,10 +78,12 @@ def test_dags_test_with_a_date_range_param_lands_the_range_twice_without_duplica
     migrated, sandbox, bigquery_server, bq_client, monkeypatch,
 ):
     store = CustomerStore(seed=21, count=500, start=unix(2025, 1, 1), end=unix(2025, 9, 1))
-    server = sandbox(store)
+    # A hostile API too: every fault kind but hangs, on 30% of attempts.
+    server = sandbox(store, faults=FaultPlan.mixed(seed=9, rate=0.3, slow_ms=100))
     env = dict(os.environ)
+    extra = {"max_concurrency": 8, "max_requests_per_second": 0, "retry_initial_backoff": 0.05}
     env["AIRFLOW_CONN_REVCENT_DEFAULT"] = json.dumps({"conn_type": "revcent", "host": server.url, "password": API_KEY,
-                                                      "extra": {"max_concurrency": 8, "max_requests_per_second": 0}})
+                                                      "extra": extra})
     env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = json.dumps(
         {"conn_type": "google_cloud_platform", "extra": {"project": bigquery_server.project,
                                                          "api_endpoint": bigquery_server.url}})
@@ -95,4 +97,5 @@ def test_dags_test_with_a_date_range_param_lands_the_range_twice_without_duplica
         assert result.returncode == 0, output[-3000:]
         assert "Loaded" in output
         assert API_KEY not in output  # `airflow dags test` does not mask; the provider never prints the key
+    assert server.stats.faults, "faults were injected"
     assert_table_matches(bq_client, "revcent_cli.customers", store.truth(unix(2025, 1, 1), unix(2025, 8, 15, 12)))
