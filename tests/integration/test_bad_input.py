@@ -79,7 +79,7 @@ def test_empty_api_key(store, sandbox, connections, bq_client, table_name):
 def test_rejected_api_key_is_not_retried(store, sandbox, connections, bq_client, table_name):
     server = sandbox(store)
     connections(server, key="revoked-key-0000")
-    with pytest.raises(RevCentAuthError, match="rejected the API key.*HTTP 401") as info:
+    with pytest.raises(RevCentAuthError, match=r"rejected the API key.*HTTP 401") as info:
         run_operator(destination_table=table_name, **RANGE)
     assert server.stats.requests == 1
     assert "revoked-key-0000" not in str(info.value)
