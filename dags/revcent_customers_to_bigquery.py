@@ -8,6 +8,8 @@
 * Destination: the Airflow Variable ``revcent_customers_table`` (default ``revcent.customers``),
   read when the task renders, never while the file is parsed.
 * Connections: ``revcent_default`` (password = API key) and ``google_cloud_default``.
+* Each load is reported on the asset alias ``revcent_customers`` (resolving to
+  ``bigquery://project/dataset/table``): ``revcent_customers_downstream`` runs after it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 
@@ -51,4 +53,7 @@ with DAG(
         destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
         date_start="{{ params.date_start or '' }}",
         date_end="{{ params.date_end or '' }}",
+        # The table is known when the task runs; downstream DAGs schedule on this alias
+        # (dags/revcent_customers_downstream.py).
+        outlets=[AssetAlias("revcent_customers")],
     )

@@ -1,6 +1,6 @@
 """Entry point run by the local BigQuery venv's Python: register DuckDB's offline extensions, then serve.
 
-Arguments: PORT GRPC_PORT DATA_DIR PROJECT.
+Arguments: PORT GRPC_PORT DATA_DIR PROJECT [HOST]. HOST defaults to 127.0.0.1 (a container passes 0.0.0.0).
 """
 
 import glob
@@ -17,5 +17,6 @@ for path in glob.glob(os.path.join(site, "duckdb_extension_*", "extensions", "*"
 from local_bigquery.cli import main  # noqa: E402
 
 port, grpc_port, data_dir, project = sys.argv[1:5]
-main(["serve", "--host", "127.0.0.1", "--port", port, "--grpc-port", grpc_port, "--data-dir", data_dir,
+host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
+main(["serve", "--host", host, "--port", port, "--grpc-port", grpc_port, "--data-dir", data_dir,
       "--project", project])

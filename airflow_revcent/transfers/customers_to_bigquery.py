@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import Asset, AssetAlias, BaseOperator, ExceptionRetryPolicy, RetryAction, RetryRule
 
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import DEFAULT_STAGING_EXPIRATION, ApplyResult, CustomersDestination
@@ -23,6 +23,7 @@ from airflow_revcent.bigquery.statements import TableRef
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
+from airflow_revcent.links import BigQueryTableLink
 from airflow_revcent.ndjson import DEFAULT_MAX_FILE_BYTES, NdjsonWriter, metadata_suffix, sweep_stale_dirs
 from airflow_revcent.paging import WindowStats
 from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, RecordConverter
@@ -40,6 +41,25 @@ PERMANENT_ERRORS = [
     "airflow_revcent.exceptions.RevCentDataError",
 ]
 _UNSET = (None, "", "None")
+
+
+CUSTOMERS_RESOURCE = "/v2/customers"
+
+
+def asset_uri(table: TableRef) -> str:
+    """The asset URI Airflow uses for a BigQuery table: ``bigquery://project/dataset/table``."""
+    return f"bigquery://{table.project}/{table.dataset}/{table.table}"
+
+
+def static_asset(destination_table: Any) -> Asset | None:
+    """The destination as an Asset when it is known at parse time (fully qualified, no template)."""
+    if not isinstance(destination_table, str) or "{" in destination_table:
+        return None
+    try:
+        project, dataset, table = TableRef.split(destination_table)
+    except RevCentConfigError:
+        return None
+    return Asset(asset_uri(TableRef(project, dataset, table))) if project else None
 
 
 def default_retry_policy() -> ExceptionRetryPolicy:
@@ -96,6 +116,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location",
     )
     ui_color = "#e8f0fe"
+    operator_extra_links = (BigQueryTableLink(),)
 
     def __init__(
         self,
@@ -125,6 +146,10 @@ class CustomersToBigQueryOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", default_retry_policy())
+        if "outlets" not in kwargs and (asset := static_asset(destination_table)) is not None:
+            # A fixed, fully qualified destination is declared at parse time, so downstream DAGs can
+            # be scheduled on it; a templated one is reported through an AssetAlias in `outlets`.
+            kwargs["outlets"] = [asset]
         super().__init__(**kwargs)
         self.destination_table = destination_table
         self.revcent_conn_id = revcent_conn_id
@@ -162,6 +187,9 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.on_invalid_record: InvalidPolicy = on_invalid_record
         self.staging_expiration = staging_expiration
         self.max_file_bytes = max_file_bytes
+        #: The destination once resolved (project from the connection when the name has none).
+        self.resolved_destination: TableRef | None = None
+        self._lineage: dict[str, Any] = {}
 
     @cached_property
     def revcent_hook(self) -> RevCentHook:
@@ -184,6 +212,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         filters = self._filters()
         self.revcent_hook.settings  # noqa: B018 - read and check the RevCent connection before BigQuery
         destination = self._destination()
+        self.resolved_destination = destination.table
         destination.prepare()
         self.log.info("Reading RevCent customers created in %s: %d window(s) into %s",
                       interval, len(windows), destination.table)
@@ -222,7 +251,53 @@ class CustomersToBigQueryOperator(BaseOperator):
         }
         self.log.info("Loaded %d customers into %s (%s inserted, %s updated) in %.1f s", writer.rows,
                       destination.table, applied.rows_inserted, applied.rows_updated, summary["seconds"])
+        self._report_asset(context, destination.table, summary)
+        self._lineage = {"base_url": self.revcent_hook.settings.base_url, "table": destination.table,
+                         "rows": writer.rows}
         return summary
+
+    # -- Airflow integration --------------------------------------------------------------------
+    def _report_asset(self, context: Context, table: TableRef, summary: dict[str, Any]) -> None:
+        """Attach the destination's asset to every AssetAlias outlet, with what this run wrote."""
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        asset = Asset(asset_uri(table))
+        extra = {k: summary[k] for k in ("interval_start", "interval_end", "records_loaded", "rows_inserted",
+                                         "rows_updated")}
+        for outlet in self.outlets:
+            if isinstance(outlet, AssetAlias):
+                events[outlet].add(asset, extra=extra)
+            elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
+                events[outlet].extra.update(extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: RevCent's customers endpoint in, the BigQuery table (schema, rows) out."""
+        from airflow.providers.common.compat.openlineage.facet import (
+            Dataset,
+            OutputDataset,
+            OutputStatisticsOutputDatasetFacet,
+            SchemaDatasetFacet,
+            SchemaDatasetFacetFields,
+        )
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if not self._lineage:
+            return OperatorLineage()
+        table: TableRef = self._lineage["table"]
+
+        def fields(columns: Sequence[Any]) -> list[Any]:
+            return [SchemaDatasetFacetFields(name=c.name, type=c.type if c.mode != "REPEATED" else f"ARRAY<{c.type}>",
+                                             description=c.description or None, fields=fields(c.fields))
+                    for c in columns]
+
+        output = OutputDataset(
+            namespace="bigquery", name=f"{table.project}.{table.dataset}.{table.table}",
+            facets={"schema": SchemaDatasetFacet(fields=fields(table_columns()))},
+            outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=self._lineage["rows"])},
+        )
+        source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_RESOURCE)
+        return OperatorLineage(inputs=[source], outputs=[output])
 
     # -- the steps ----------------------------------------------------------------------------
     def resolve_interval(self, context: Context, *, now: datetime) -> Interval:

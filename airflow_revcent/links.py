@@ -1,0 +1,32 @@
+"""The operator's extra link: the destination table in the BigQuery console."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperator, BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import TaskInstanceKey
+
+CONSOLE = "https://console.cloud.google.com/bigquery"
+
+
+def table_console_url(project: str, dataset: str, table: str) -> str:
+    """The BigQuery console page of a table."""
+    p, d, t = (quote(part, safe="") for part in (project, dataset, table))
+    return f"{CONSOLE}?project={p}&ws=!1m5!1m4!4m3!1s{p}!2s{d}!3s{t}"
+
+
+class BigQueryTableLink(BaseOperatorLink):
+    """Opens the destination table; Airflow stores the link when the task finishes (the table's
+    project is only known once the task has read its Google Cloud connection)."""
+
+    name = "BigQuery table"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        table: Any = getattr(operator, "resolved_destination", None)
+        if table is None:
+            return ""
+        return table_console_url(table.project, table.dataset, table.table)
