@@ -1,0 +1,144 @@
+"""Issue 5: `airflow backfill create` on a real scheduler and API server (`airflow standalone`, SQLite,
+LocalExecutor), against the sandbox and the local BigQuery-API server. Every process started here is
+stopped here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from revcent_sandbox import CustomerStore
+
+from .conftest import API_KEY, unix
+from .truth import assert_table_matches, table_rows
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DAG_ID = "revcent_customers_to_bigquery"
+TABLE = "revcent_backfill.customers"
+FIRST_DAY, DAYS = 5, 10  # 2026-09-05 .. 2026-09-14
+
+
+@pytest.fixture
+def airflow_env(tmp_path: Path, sandbox, bigquery_server) -> Iterator[tuple[dict[str, str], CustomerStore]]:
+    store = CustomerStore(seed=71, count=400, start=unix(2026, 9, 1), end=unix(2026, 9, 20))
+    server = sandbox(store)
+    home = tmp_path / "airflow"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({
+        # `airflow standalone` starts its components as `airflow ...` from PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__API__PORT": str(port := _free_port()),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW_CONN_REVCENT_DEFAULT": json.dumps({"conn_type": "revcent", "host": server.url, "password": API_KEY,
+                                                    "extra": {"max_concurrency": 4, "max_requests_per_second": 0}}),
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": bigquery_server.connection_uri_json(),
+        "AIRFLOW_VAR_REVCENT_CUSTOMERS_TABLE": TABLE,
+    })
+    yield env, store
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def airflow(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def standalone(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen([AIRFLOW, "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def runs(env: dict[str, str], dag_id: str) -> list[dict[str, str]]:
+    result = airflow(env, "dags", "list-runs", dag_id, "-o", "json")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    return json.loads(lines[-1]) if lines else []
+
+
+def wait_for(condition, what: str, timeout: float, log: Path) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; scheduler log tail:\n{log.read_text()[-4000:]}")
+        time.sleep(2)
+
+
+@pytest.mark.timeout(900)
+def test_backfill_of_ten_days_on_a_real_scheduler(airflow_env, bq_client, tmp_path):
+    env, store = airflow_env
+    log = tmp_path / "standalone.log"
+    assert airflow(env, "db", "migrate", timeout=300).returncode == 0
+    with standalone(env, log):
+        command = ("backfill", "create", "--dag-id", DAG_ID, "--from-date", f"2026-09-{FIRST_DAY:02d}",
+                   "--to-date", f"2026-09-{FIRST_DAY + DAYS - 1:02d}", "--max-active-runs", "2")
+
+        def backfill_created() -> bool:
+            # Until the dag-processor has serialized the DAG, backfill says DagNotFound. It is created
+            # while the DAG is still paused: SQLite then has no scheduler writes to collide with.
+            result = airflow(env, *command)
+            assert result.returncode == 0 or "DagNotFound" in result.stderr, result.stderr[-2000:]
+            return result.returncode == 0
+
+        wait_for(backfill_created, "the backfill to be created", 180, log)
+
+        def unpaused() -> bool:
+            # `dags unpause` exits 0 even before the dag-processor has parsed the DAG; check the state.
+            for dag_id in (DAG_ID, "revcent_customers_downstream"):
+                airflow(env, "dags", "unpause", dag_id)
+            listed = airflow(env, "dags", "list", "-o", "json").stdout.splitlines()
+            dags = json.loads(next((line for line in reversed(listed) if line.startswith("[")), "[]"))
+            return sum(1 for d in dags if str(d.get("is_paused")).lower() == "false") == 2
+
+        wait_for(unpaused, "both DAGs to be parsed and unpaused", 180, log)
+
+        def finished() -> bool:
+            states = [r["state"] for r in runs(env, DAG_ID)]
+            print(time.strftime("%H:%M:%S"), "backfill run states:", states, flush=True)
+            assert "failed" not in states, f"a backfill run failed; log tail:\n{log.read_text()[-4000:]}"
+            return states.count("success") >= DAYS
+
+        wait_for(finished, f"{DAYS} successful runs", 600, log)
+        wait_for(lambda: any(r["state"] == "success" for r in runs(env, "revcent_customers_downstream")),
+                 "the downstream DAG to run on the asset alias", 120, log)
+
+    first, last = unix(2026, 9, FIRST_DAY), unix(2026, 9, FIRST_DAY + DAYS)
+    rows = assert_table_matches(bq_client, TABLE, store.truth(first, last))
+    for row in rows:  # every day's run covered its own day
+        day = datetime.fromtimestamp(row["created_date_unix"], UTC).replace(hour=0, minute=0, second=0)
+        assert row["_interval_start"] == day
+        assert row["_run_id"].startswith("backfill__")
+    assert len({r["_run_id"] for r in table_rows(bq_client, TABLE)}) == DAYS
