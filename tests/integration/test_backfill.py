@@ -31,7 +31,7 @@ FIRST_DAY, DAYS = 5, 10  # 2026-09-05 .. 2026-09-14
 
 
 @pytest.fixture
-def airflow_env(tmp_path: Path, sandbox, bigquery_server) -> Iterator[tuple[dict[str, str], CustomerStore]]:
+def airflow_env(tmp_path: Path, sandbox, bigquery_server) -> tuple[dict[str, str], CustomerStore]:
     store = CustomerStore(seed=71, count=400, start=unix(2026, 9, 1), end=unix(2026, 9, 20))
     server = sandbox(store)
     home = tmp_path / "airflow"
@@ -51,7 +51,7 @@ def airflow_env(tmp_path: Path, sandbox, bigquery_server) -> Iterator[tuple[dict
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": bigquery_server.connection_uri_json(),
         "AIRFLOW_VAR_REVCENT_CUSTOMERS_TABLE": TABLE,
     })
-    yield env, store
+    return env, store
 
 
 def _free_port() -> int:
@@ -89,7 +89,7 @@ def runs(env: dict[str, str], dag_id: str) -> list[dict[str, str]]:
     return json.loads(lines[-1]) if lines else []
 
 
-def wait_for(condition, what: str, timeout: float, log: Path) -> None:  # noqa: ANN001
+def wait_for(condition, what: str, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
