@@ -6,8 +6,10 @@ RevCent publishes no rate limit, so the provider never trusts itself to know one
   inside its account's allowance whatever the concurrency;
 * a 429 is a congestion signal for everyone: all threads pause until its ``Retry-After`` and the
   pace drops multiplicatively below the rate the API was actually accepting;
-* healthy responses raise the pace again additively (gradual recovery); with no configured limit
-  the cap is lifted once the pace has doubled its last throttled rate without a new 429.
+* healthy responses raise the pace again: quickly (5%/s) back up to the rate the API accepted
+  when it throttled, the best estimate of its limit, then only slowly (0.5%/s) beyond it, so a
+  limit once found is probed rarely; with no configured limit the cap is lifted once the pace has
+  doubled that estimate without a new 429.
 
 Only 429s for requests *sent after* the last decrease lower the pace again: requests already in
 flight when the pace dropped were sent at the old pace and say nothing new (as TCP does).
@@ -28,12 +30,17 @@ DECREASE = 0.8
 RECOVERY_PER_SECOND = 0.5
 #: ... or this fraction of the current pace, whichever is more (quick back from a deep cut).
 RECOVERY_FRACTION = 0.05
+#: Above the estimated limit the pace grows by this fraction per second only.
+PROBE_FRACTION = 0.005
 #: The pace never drops below this (one request every 4 s).
 MIN_RATE = 0.25
 #: Window over which the accepted (successful) and sent rates are measured.
 MEASURE_SECONDS = 2.0
 #: Successes needed before the accepted rate is trusted as an estimate of the server's limit.
 MIN_SAMPLES = 3
+#: The accepted rate is averaged over at least this long: a token-bucket server lets a burst of its
+#: whole bucket through at once, and a shorter average would mistake that burst for its rate.
+MIN_ACCEPTED_SPAN = 1.0
 #: Longest pause a Retry-After may impose on everyone.
 MAX_PAUSE_SECONDS = 300.0
 
@@ -62,6 +69,7 @@ class Pacer:
         self._paused_until = 0.0
         self._last_decrease = float("-inf")
         self._throttled_rate: float | None = None
+        self._limit_estimate: float | None = None
         self._last_success = clock()
         self._successes: deque[float] = deque()
         self._sends: deque[float] = deque()
@@ -98,13 +106,18 @@ class Pacer:
             self._last_success = now
             if self._rate is None or self._throttled_rate is None:
                 return
-            self._rate += max(RECOVERY_PER_SECOND, RECOVERY_FRACTION * self._rate) * elapsed
+            limit = self._limit_estimate if self._limit_estimate is not None else float("inf")
+            if self._rate < limit:
+                step = max(RECOVERY_PER_SECOND, RECOVERY_FRACTION * self._rate)
+                self._rate = min(limit, self._rate + step * elapsed)
+            else:
+                self._rate += PROBE_FRACTION * self._rate * elapsed
             if self.ceiling is not None:
                 self._rate = min(self._rate, self.ceiling)
-            elif self._rate >= 2 * self._throttled_rate:
+            elif self._rate >= 2 * max(self._throttled_rate, self._limit_estimate or 0.0):
                 # Healthy at twice the last throttled pace: the limit that bit has gone.
                 self._rate = None
-                self._throttled_rate = None
+                self._throttled_rate = self._limit_estimate = None
 
     def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """A 429: pause everyone until ``retry_after`` and lower the pace.
@@ -121,10 +134,15 @@ class Pacer:
                 return
             # What the server accepted lately estimates its limit; early on (few successes) what
             # we sent is the better guide. Early means the window is shorter than MEASURE_SECONDS.
-            span = max(0.25, min(MEASURE_SECONDS, now - (self._first_send or now)))
-            accepted = [t for t in self._successes if t >= now - span]
-            sent = [t for t in self._sends if t >= now - span]
-            basis = len(accepted if len(accepted) >= MIN_SAMPLES else sent) / span
+            elapsed = now - (self._first_send or now)
+            accepted_span = max(MIN_ACCEPTED_SPAN, min(MEASURE_SECONDS, elapsed))
+            accepted = [t for t in self._successes if t >= now - accepted_span]
+            if len(accepted) >= MIN_SAMPLES:
+                basis = len(accepted) / accepted_span
+                self._limit_estimate = basis
+            else:
+                sent_span = max(0.25, min(MEASURE_SECONDS, elapsed))
+                basis = len([t for t in self._sends if t >= now - sent_span]) / sent_span
             current = self._rate if self._rate is not None else float("inf")
             new_rate = max(MIN_RATE, DECREASE * min(current, max(basis, MIN_RATE)))
             self._rate = new_rate

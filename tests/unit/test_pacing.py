@@ -119,3 +119,31 @@ def test_recovery_is_proportional_when_the_pace_is_high(clock):
     clock.now += 1
     pacer.on_success(clock.now)
     assert pacer.rate == pytest.approx(low * 1.05)
+
+
+def test_after_a_throttle_the_pace_returns_quickly_to_the_accepted_rate_then_probes_slowly(clock):
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    for _ in range(40):  # 20/s accepted over two seconds
+        sent = pacer.acquire()
+        clock.now += 0.05
+        pacer.on_success(sent)
+    pacer.on_throttle(pacer.acquire(), retry_after=None)
+    assert pacer.rate == pytest.approx(DECREASE * 20)
+    for _ in range(5):
+        clock.now += 1
+        pacer.on_success(clock.now)
+    assert pacer.rate == pytest.approx(20)  # back at the estimate within seconds, not above it
+    for _ in range(10):
+        clock.now += 1
+        pacer.on_success(clock.now)
+    assert 20 < pacer.rate < 21.1  # then only 0.5%/s beyond
+
+
+def test_a_bucket_burst_is_not_mistaken_for_the_server_rate(clock):
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    for _ in range(20):  # a token bucket of 20 lets 20 requests through in 0.2 s
+        sent = pacer.acquire()
+        clock.now += 0.01
+        pacer.on_success(sent)
+    pacer.on_throttle(pacer.acquire(), retry_after=1)
+    assert pacer.rate == pytest.approx(DECREASE * 20)  # 20 per second at most, not 100 per second
