@@ -59,6 +59,9 @@ class WindowStats:
     records: int = 0
     skipped: int = 0
     total_count: int | None = None
+    #: Distinct customers the API returned for the window's request (guard seconds included) when it
+    #: settled: what ``total_count`` should equal.
+    distinct: int = 0
     seconds: float = 0.0
 
 
@@ -185,6 +188,7 @@ class WindowReader:
         if not self._pass_shifted and len(self._seen) + self._pass_skipped >= total:
             self.done = True
             self._settled_total = total
+            self.stats.distinct = len(self._seen) + self._pass_skipped
             merged = sorted({*self._finished_ids, *(_digest(i) for i in self._seen)})
             self._finished_ids = array("Q", merged)
             self._seen = set()

@@ -10,6 +10,7 @@ filter makes a customer created exactly at midnight land in exactly one daily ru
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -131,6 +132,50 @@ def parse_instant(value: Any, *, name: str) -> datetime:
         f"{name}={value!r} ({type(value).__name__}) is not a date; give an ISO-8601 string, a date "
         "or an aware datetime."
     )
+
+
+def parse_duration(value: Any, *, name: str) -> timedelta:
+    """A non-negative duration from a ``timedelta`` or an ISO-8601 duration string (``P45D``, ``PT6H``).
+
+    Months and years are refused: they have no fixed length.
+
+    :param value: what the user passed or a template rendered.
+    :param name: the argument's name, for the error message.
+    """
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().upper()
+        match = _DURATION.fullmatch(text)
+        if not match or text in ("P", "PT") or text.endswith("T"):
+            raise RevCentConfigError(
+                f"{name}={value!r} is not an ISO-8601 duration in weeks, days, hours, minutes or seconds; "
+                "write for example 'P45D' or 'PT12H' (months and years have no fixed length)."
+            )
+        parts = {k: float(v) for k, v in match.groupdict().items() if v}
+        duration = timedelta(weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0),
+                             minutes=parts.get("m", 0), seconds=parts.get("s", 0))
+    else:
+        raise RevCentConfigError(f"{name}={value!r} must be a timedelta or an ISO-8601 duration such as 'P45D'.")
+    if duration < timedelta(0):
+        raise RevCentConfigError(f"{name}={value!r} is negative; give a duration of zero or more.")
+    return duration
+
+
+_DURATION = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def with_lookback(interval: Interval, lookback: timedelta) -> Interval:
+    """The interval to read: the run's interval plus the ``lookback`` before it (one contiguous range,
+    so no customer is read twice in a run and windows still split it at 90 days).
+
+    :param interval: the run's interval.
+    :param lookback: how far before it to re-read.
+    """
+    return Interval(interval.start - int(lookback.total_seconds()), interval.end)
 
 
 def resolve_interval(start: datetime, end: datetime, *, now: datetime) -> Interval:

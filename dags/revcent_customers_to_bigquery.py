@@ -8,6 +8,8 @@
 * Destination: the Airflow Variable ``revcent_customers_table`` (default ``revcent.customers``),
   read when the task renders, never while the file is parsed.
 * Connections: ``revcent_default`` (password = API key) and ``google_cloud_default``.
+* Each run re-reads a 35-day lookback before its day and updates customers that changed (param
+  ``lookback``); ``revcent_customers_full_refresh`` re-reads all history weekly.
 * Each load is reported on the asset alias ``revcent_customers`` (resolving to
   ``bigquery://project/dataset/table``): ``revcent_customers_downstream`` runs after it.
 """
@@ -44,6 +46,11 @@ with DAG(
     params={
         "date_start": Param(None, type=["null", "string"], description=_DATE_HELP),
         "date_end": Param(None, type=["null", "string"], description=_DATE_HELP),
+        # Each run also re-reads the customers created in the 35 days before its interval and updates
+        # those that changed: it covers the first monthly renewal, and most refunds and chargebacks,
+        # for about 36 days of requests per run. Older changes are picked up by the weekly full refresh
+        # (revcent_customers_full_refresh). "P0D" turns it off.
+        "lookback": Param("P35D", type="string", description="ISO-8601 duration, e.g. P35D or P0D."),
     },
     tags=["revcent", "bigquery"],
     doc_md=__doc__,
@@ -53,6 +60,7 @@ with DAG(
         destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
         date_start="{{ params.date_start or '' }}",
         date_end="{{ params.date_end or '' }}",
+        lookback="{{ params.lookback }}",
         # The table is known when the task runs; downstream DAGs schedule on this alias
         # (dags/revcent_customers_downstream.py).
         outlets=[AssetAlias("revcent_customers")],

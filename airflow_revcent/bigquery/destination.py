@@ -24,7 +24,7 @@ from google.cloud import bigquery
 from airflow_revcent.bigquery.schema import add_missing, diff_schema, to_schema_fields
 from airflow_revcent.bigquery.statements import STAGING_PREFIX, TableRef, merge_statement
 from airflow_revcent.exceptions import RevCentBigQueryError
-from airflow_revcent.schema import PARTITION_COLUMN, Column
+from airflow_revcent.schema import PARTITION_COLUMN, Column, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class CustomersDestination:
 
     :param client: a ``google.cloud.bigquery.Client``.
     :param table: the destination table.
-    :param columns: the table's columns (API fields and metadata).
+    :param api_columns: the API's columns as the table holds them (after PII settings); the pipeline's
+        metadata columns are added here.
     :param location: the dataset's location; ``None`` takes the existing dataset's, or US for a new one.
     :param staging_expiration: how long a staging table survives if a run dies before dropping it.
     """
@@ -67,15 +68,16 @@ class CustomersDestination:
         self,
         client: bigquery.Client,
         table: TableRef,
-        columns: Sequence[Column],
+        api_columns: Sequence[Column],
         *,
         location: str | None = None,
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
     ) -> None:
         self.client = client
         self.table = table
-        self.columns = list(columns)
-        self.schema = to_schema_fields(columns)
+        self.api_columns = tuple(api_columns)
+        self.columns = table_columns(self.api_columns)
+        self.schema = to_schema_fields(self.columns)
         self.requested_location = location
         self.location: str | None = location
         self.staging_expiration = staging_expiration

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,15 +21,24 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, ExceptionRetryPolicy, R
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import DEFAULT_STAGING_EXPIRATION, ApplyResult, CustomersDestination
 from airflow_revcent.bigquery.statements import TableRef
-from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
 from airflow_revcent.links import BigQueryTableLink
 from airflow_revcent.ndjson import DEFAULT_MAX_FILE_BYTES, NdjsonWriter, metadata_suffix, sweep_stale_dirs
 from airflow_revcent.paging import WindowStats
-from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, RecordConverter
-from airflow_revcent.schema import customer_columns, table_columns
-from airflow_revcent.windows import DEFAULT_WINDOW, Interval, parse_instant, resolve_interval, split_windows
+from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, PiiSettings, RecordConverter, apply_pii
+from airflow_revcent.schema import Column, customer_columns
+from airflow_revcent.windows import (
+    DEFAULT_WINDOW,
+    Interval,
+    Window,
+    parse_duration,
+    parse_instant,
+    resolve_interval,
+    split_windows,
+    with_lookback,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,6 +54,14 @@ _UNSET = (None, "", "None")
 
 
 CUSTOMERS_RESOURCE = "/v2/customers"
+
+
+@dataclass
+class Extraction:
+    """What reading the windows found besides the customers themselves."""
+
+    skipped: int = 0
+    mismatches: list[str] = field(default_factory=list)
 
 
 def asset_uri(table: TableRef) -> str:
@@ -109,11 +127,21 @@ class CustomersToBigQueryOperator(BaseOperator):
         without a usable id are skipped and counted.
     :param staging_expiration: lifetime of a staging table a killed run leaves behind (default 1 day).
     :param max_file_bytes: size at which the local NDJSON file rolls over (one load job per file).
+    :param lookback: also re-read customers created this long before the interval, and update those that
+        changed (a ``timedelta`` or an ISO-8601 duration such as ``"P35D"``; templated). Default 0: the
+        operator reads exactly its interval, so explicit ranges and backfills cost what they cover.
+    :param exclude_fields: dotted field paths dropped before they leave the worker, and absent from the table
+        (``["address_line_1", "customer_card.first_6"]``).
+    :param hash_fields: dotted field paths whose values are replaced by ``HMAC-SHA256(key, value)`` hex; needs
+        ``hash_key_conn_id``.
+    :param hash_key_conn_id: a connection whose password is the secret HMAC key (never put it in code).
+    :param on_count_mismatch: ``"warn"`` (default) or ``"fail"`` when a window's distinct customers differ from
+        the API's ``total_count``; ``"fail"`` fails before anything is loaded.
     """
 
     template_fields: Sequence[str] = (
         "destination_table", "revcent_conn_id", "gcp_conn_id", "date_start", "date_end", "campaign_filter",
-        "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location",
+        "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location", "lookback",
     )
     ui_color = "#e8f0fe"
     operator_extra_links = (BigQueryTableLink(),)
@@ -143,6 +171,11 @@ class CustomersToBigQueryOperator(BaseOperator):
         on_invalid_record: InvalidPolicy = "fail",
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        lookback: Any = None,
+        exclude_fields: Sequence[str] = (),
+        hash_fields: Sequence[str] = (),
+        hash_key_conn_id: str | None = None,
+        on_count_mismatch: str = "warn",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", default_retry_policy())
@@ -187,6 +220,18 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.on_invalid_record: InvalidPolicy = on_invalid_record
         self.staging_expiration = staging_expiration
         self.max_file_bytes = max_file_bytes
+        self.lookback = lookback
+        self.pii = PiiSettings(exclude_fields=tuple(exclude_fields), hash_fields=tuple(hash_fields))
+        # Validates the paths now; the key is read from its connection when the task runs.
+        apply_pii(customer_columns(), PiiSettings(self.pii.exclude_fields, self.pii.hash_fields, b"-"))
+        if hash_fields and not hash_key_conn_id:
+            raise RevCentConfigError(
+                "hash_fields needs hash_key_conn_id: a connection whose password is the secret HMAC key."
+            )
+        self.hash_key_conn_id = hash_key_conn_id
+        if on_count_mismatch not in ("warn", "fail"):
+            raise RevCentConfigError(f"on_count_mismatch={on_count_mismatch!r} must be 'warn' or 'fail'.")
+        self.on_count_mismatch = on_count_mismatch
         #: The destination once resolved (project from the connection when the name has none).
         self.resolved_destination: TableRef | None = None
         self._lineage: dict[str, Any] = {}
@@ -208,27 +253,25 @@ class CustomersToBigQueryOperator(BaseOperator):
         started = time.monotonic()
         extracted_at = datetime.now(UTC)
         interval = self.resolve_interval(context, now=extracted_at)
-        windows = split_windows(interval, self.window_size)
+        read = with_lookback(interval, self._lookback())
+        windows = split_windows(read, self.window_size)
         filters = self._filters()
+        pii = self._pii()
         self.revcent_hook.settings  # noqa: B018 - read and check the RevCent connection before BigQuery
-        destination = self._destination()
+        destination = self._destination(apply_pii(customer_columns(), pii))
         self.resolved_destination = destination.table
         destination.prepare()
-        self.log.info("Reading RevCent customers created in %s: %d window(s) into %s",
-                      interval, len(windows), destination.table)
-        converter = RecordConverter(customer_columns(), on_invalid_record=self.on_invalid_record)
+        self.log.info("Reading RevCent customers created in %s%s: %d window(s) into %s", interval,
+                      f" and the {read.start_iso} lookback before it" if read != interval else "", len(windows),
+                      destination.table)
+        converter = RecordConverter(destination.api_columns, on_invalid_record=self.on_invalid_record, pii=pii)
         suffix = metadata_suffix(extracted_at=extracted_at, interval_start=interval.start,
                                  interval_end=interval.end, run_id=context.get("run_id"))
         sweep_stale_dirs()
         with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes) as writer:
-            skipped = self._extract(windows, filters, converter, writer, started)
+            extraction = self._extract(windows, filters, converter, writer, started)
             extracted = time.monotonic()
-            if writer.rows:
-                key = self._load_key(context, destination.table, interval, writer)
-                applied = destination.apply(writer.flush(), key)
-            else:
-                self.log.info("No customers were created in %s: nothing to load.", interval)
-                applied = ApplyResult(rows_inserted=0, rows_updated=0)
+            applied = self._load(context, destination, read, writer)
         if converter.unknown_paths:
             self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
                              ", ".join(f"{p} ({n})" for p, n in sorted(converter.unknown_paths.items())))
@@ -236,6 +279,7 @@ class CustomersToBigQueryOperator(BaseOperator):
             "destination": str(destination.table),
             "interval_start": interval.start_iso,
             "interval_end": interval.end_iso,
+            "read_start": read.start_iso,
             "windows": len(windows),
             "requests": self.revcent_hook.requests_sent,
             "records_loaded": writer.rows,
@@ -243,7 +287,8 @@ class CustomersToBigQueryOperator(BaseOperator):
             "rows_updated": applied.rows_updated,
             "already_applied": applied.already_applied,
             "bigquery_job_ids": applied.job_ids,
-            "skipped_records": skipped,
+            "skipped_records": extraction.skipped,
+            "count_mismatches": extraction.mismatches,
             "unknown_fields": dict(sorted(converter.unknown_paths.items())),
             "extract_seconds": round(extracted - started, 3),
             "load_seconds": round(time.monotonic() - extracted, 3),
@@ -253,8 +298,116 @@ class CustomersToBigQueryOperator(BaseOperator):
                       destination.table, applied.rows_inserted, applied.rows_updated, summary["seconds"])
         self._report_asset(context, destination.table, summary)
         self._lineage = {"base_url": self.revcent_hook.settings.base_url, "table": destination.table,
-                         "rows": writer.rows}
+                         "rows": writer.rows, "columns": destination.columns}
         return summary
+
+    # -- the steps ----------------------------------------------------------------------------
+    def resolve_interval(self, context: Context, *, now: datetime) -> Interval:
+        """The run's half-open interval: explicit dates, else the data interval (validated)."""
+        bounds = []
+        for name, given, fallback in (
+            ("date_start", self.date_start, "data_interval_start"),
+            ("date_end", self.date_end, "data_interval_end"),
+        ):
+            if given not in _UNSET:
+                bounds.append(parse_instant(given, name=name))
+                continue
+            value = context.get(fallback)
+            if value is None:
+                raise RevCentConfigError(
+                    f"{name} is not set and this run has no {fallback} (a manual run without a logical "
+                    f"date). Trigger the run with a logical date, or pass date_start and date_end."
+                )
+            bounds.append(parse_instant(value, name=fallback))
+        return resolve_interval(bounds[0], bounds[1], now=now)
+
+    def _lookback(self) -> timedelta:
+        return timedelta(0) if self.lookback in _UNSET else parse_duration(self.lookback, name="lookback")
+
+    def _filters(self) -> CustomerFilters:
+        return CustomerFilters.build(
+            campaign_filter=self.campaign_filter, customer_group_filter=self.customer_group_filter,
+            product_filter=self.product_filter, status_filter=self.status_filter,
+            metadata_filter=self.metadata_filter,
+        )
+
+    def _pii(self) -> PiiSettings:
+        if not self.pii.hash_fields:
+            return self.pii
+        from airflow.sdk import BaseHook
+
+        key = (BaseHook.get_connection(str(self.hash_key_conn_id)).password or "").encode()
+        if not key:
+            raise RevCentConfigError(
+                f"Connection {self.hash_key_conn_id!r} has no password: it must hold the secret HMAC key for "
+                "hash_fields."
+            )
+        return PiiSettings(self.pii.exclude_fields, self.pii.hash_fields, key)
+
+    def _destination(self, api_columns: Sequence[Column]) -> CustomersDestination:
+        project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
+        settings = read_settings(self.gcp_conn_id)
+        client = make_client(settings, project=project, location=self.location or settings.location)
+        table = TableRef.parse(self.destination_table, default_project=client.project)
+        return CustomersDestination(client, table, api_columns, location=self.location or None,
+                                    staging_expiration=self.staging_expiration)
+
+    def _extract(self, windows: Sequence[Window], filters: CustomerFilters, converter: RecordConverter,
+                 writer: NdjsonWriter, started: float) -> Extraction:
+        extraction = Extraction()
+        finished: set[int] = set()
+        for batch in self.revcent_hook.iter_pages(windows, filters=filters, page_size=self.page_size,
+                                                  skip_invalid=self.on_invalid_record == "keep"):
+            for customer in batch.customers:
+                writer.write(converter.convert(customer))
+            if batch.finished:
+                finished.add(batch.index)
+                extraction.skipped += batch.finished.skipped
+                self._reconcile(batch.finished, extraction)
+                self._log_window(batch.index, len(windows), batch.finished, writer.rows, started=started,
+                                 done=len(finished))
+        if extraction.mismatches and self.on_count_mismatch == "fail":
+            raise RevCentDataError(
+                f"{len(extraction.mismatches)} window(s) read a different number of customers than the API's "
+                f"total_count: {'; '.join(extraction.mismatches)}. Nothing was loaded. Set "
+                "on_count_mismatch='warn' to load anyway."
+            )
+        return extraction
+
+    def _reconcile(self, stats: WindowStats, extraction: Extraction) -> None:
+        if stats.total_count is None or stats.distinct == stats.total_count:
+            return
+        message = (f"window {stats.window}: the API's total_count is {stats.total_count} but {stats.distinct} "
+                   "distinct customers were read")
+        extraction.mismatches.append(message)
+        self.log.warning("Count mismatch: %s", message)
+
+    def _load(self, context: Context, destination: CustomersDestination, read: Interval,
+              writer: NdjsonWriter) -> ApplyResult:
+        if not writer.rows:
+            self.log.info("No customers were created in %s: nothing to load.", read)
+            return ApplyResult(rows_inserted=0, rows_updated=0)
+        key = self._load_key(context, destination.table, read, writer)
+        return destination.apply(writer.flush(), key)
+
+    def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, *, started: float,
+                    done: int) -> None:
+        elapsed = time.monotonic() - started
+        left = elapsed / done * (total - done)
+        self.log.info(
+            "Window %d/%d %s: %d pages, %d customers, %.1f s%s | progress %d/%d windows, %d customers, "
+            "%.0f/s, ~%.0f s left",
+            index + 1, total, stats.window, stats.requests, stats.records, stats.seconds,
+            f" ({stats.passes} passes: results shifted while paging)" if stats.passes > 1 else "",
+            done, total, rows, rows / elapsed if elapsed else 0.0, left,
+        )
+
+    def _load_key(self, context: Context, table: TableRef, interval: Interval, writer: NdjsonWriter) -> str:
+        """Names this load: same run, destination, interval and content give the same BigQuery job ids."""
+        ti = context.get("ti")
+        parts = [str(table), str(interval), str(context.get("run_id")), getattr(ti, "dag_id", ""),
+                 getattr(ti, "task_id", ""), str(getattr(ti, "map_index", -1)), writer.digest, str(writer.rows)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
     # -- Airflow integration --------------------------------------------------------------------
     def _report_asset(self, context: Context, table: TableRef, summary: dict[str, Any]) -> None:
@@ -293,75 +446,8 @@ class CustomersToBigQueryOperator(BaseOperator):
 
         output = OutputDataset(
             namespace="bigquery", name=f"{table.project}.{table.dataset}.{table.table}",
-            facets={"schema": SchemaDatasetFacet(fields=fields(table_columns()))},
+            facets={"schema": SchemaDatasetFacet(fields=fields(self._lineage["columns"]))},
             outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=self._lineage["rows"])},
         )
         source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_RESOURCE)
         return OperatorLineage(inputs=[source], outputs=[output])
-
-    # -- the steps ----------------------------------------------------------------------------
-    def resolve_interval(self, context: Context, *, now: datetime) -> Interval:
-        """The run's half-open interval: explicit dates, else the data interval (validated)."""
-        bounds = []
-        for name, given, fallback in (
-            ("date_start", self.date_start, "data_interval_start"),
-            ("date_end", self.date_end, "data_interval_end"),
-        ):
-            if given not in _UNSET:
-                bounds.append(parse_instant(given, name=name))
-                continue
-            value = context.get(fallback)
-            if value is None:
-                raise RevCentConfigError(
-                    f"{name} is not set and this run has no {fallback} (a manual run without a logical "
-                    f"date). Trigger the run with a logical date, or pass date_start and date_end."
-                )
-            bounds.append(parse_instant(value, name=fallback))
-        return resolve_interval(bounds[0], bounds[1], now=now)
-
-    def _filters(self) -> CustomerFilters:
-        return CustomerFilters.build(
-            campaign_filter=self.campaign_filter, customer_group_filter=self.customer_group_filter,
-            product_filter=self.product_filter, status_filter=self.status_filter,
-            metadata_filter=self.metadata_filter,
-        )
-
-    def _destination(self) -> CustomersDestination:
-        project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
-        settings = read_settings(self.gcp_conn_id)
-        client = make_client(settings, project=project, location=self.location or settings.location)
-        table = TableRef.parse(self.destination_table, default_project=client.project)
-        return CustomersDestination(client, table, table_columns(), location=self.location or None,
-                                    staging_expiration=self.staging_expiration)
-
-    def _extract(self, windows: Sequence[Any], filters: CustomerFilters, converter: RecordConverter,
-                 writer: NdjsonWriter, started: float) -> int:
-        done, skipped = 0, 0
-        for batch in self.revcent_hook.iter_pages(windows, filters=filters, page_size=self.page_size,
-                                                  skip_invalid=self.on_invalid_record == "keep"):
-            for customer in batch.customers:
-                writer.write(converter.convert(customer))
-            if batch.finished:
-                done += 1
-                skipped += batch.finished.skipped
-                self._log_window(batch.index, len(windows), batch.finished, writer.rows, started=started, done=done)
-        return skipped
-
-    def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, *, started: float,
-                    done: int) -> None:
-        elapsed = time.monotonic() - started
-        left = elapsed / done * (total - done)
-        self.log.info(
-            "Window %d/%d %s: %d pages, %d customers, %.1f s%s | progress %d/%d windows, %d customers, "
-            "%.0f/s, ~%.0f s left",
-            index + 1, total, stats.window, stats.requests, stats.records, stats.seconds,
-            f" ({stats.passes} passes: results shifted while paging)" if stats.passes > 1 else "",
-            done, total, rows, rows / elapsed if elapsed else 0.0, left,
-        )
-
-    def _load_key(self, context: Context, table: TableRef, interval: Interval, writer: NdjsonWriter) -> str:
-        """Names this load: same run, destination, interval and content give the same BigQuery job ids."""
-        ti = context.get("ti")
-        parts = [str(table), str(interval), str(context.get("run_id")), getattr(ti, "dag_id", ""),
-                 getattr(ti, "task_id", ""), str(getattr(ti, "map_index", -1)), writer.digest, str(writer.rows)]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

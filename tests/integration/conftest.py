@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
@@ -88,6 +90,38 @@ def run_operator(run_id: str = "manual__test", **kwargs: Any) -> dict[str, Any]:
     operator = CustomersToBigQueryOperator(**kwargs)
     ctx = {"run_id": run_id, "ti": SimpleNamespace(dag_id="it", task_id=operator.task_id, map_index=-1), **context}
     return operator.execute(ctx)  # type: ignore[arg-type]
+
+
+class StaticPage(BaseHTTPRequestHandler):
+    """Answers every request with one fixed page: for API behaviour the sandbox does not produce."""
+
+    customers: list[dict[str, Any]] = []
+    total_count: int | None = None
+
+    def do_GET(self) -> None:
+        total = len(self.customers) if self.total_count is None else self.total_count
+        body = json.dumps({"code": 1, "current_page": 1, "total_count": total, "total_pages": 1,
+                           "current_count": len(self.customers), "results": self.customers}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def static_api(monkeypatch: pytest.MonkeyPatch, bigquery_server: localbq.LocalBigQuery) -> Iterator[type[StaticPage]]:
+    """A real HTTP server answering one configurable page; the connections point at it."""
+    handler = type("Page", (StaticPage,), {"customers": [], "total_count": None})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT", json.dumps(
+        {"conn_type": "revcent", "host": f"http://127.0.0.1:{server.server_address[1]}", "password": API_KEY}))
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", bigquery_server.connection_uri_json())
+    yield handler
+    server.shutdown()
 
 
 @pytest.fixture

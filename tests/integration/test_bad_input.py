@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,7 +12,7 @@ from airflow_revcent.exceptions import RevCentAuthError, RevCentConfigError, Rev
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from revcent_sandbox import CustomerStore
 
-from .conftest import API_KEY, run_operator, unix
+from .conftest import run_operator, unix
 from .truth import table_rows
 
 START, END = unix(2026, 2, 1), unix(2026, 3, 1)
@@ -96,37 +93,11 @@ def test_permanent_errors_fail_the_task_without_airflow_retries():
     assert policy.evaluate(RevCentTransientError("x"), 1, 4).action.value != "fail"
 
 
-class _BadData(BaseHTTPRequestHandler):
-    customers: list[dict] = []
-
-    def do_GET(self) -> None:
-        body = json.dumps({"code": 1, "current_page": 1, "total_count": len(self.customers), "total_pages": 1,
-                           "current_count": len(self.customers), "results": self.customers}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def bad_api(monkeypatch, bigquery_server) -> Iterator[type[_BadData]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BadData)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT", json.dumps(
-        {"conn_type": "revcent", "host": f"http://127.0.0.1:{server.server_address[1]}", "password": API_KEY}))
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", bigquery_server.connection_uri_json())
-    yield _BadData
-    server.shutdown()
-
-
-def test_a_customer_of_the_wrong_type_is_named_by_id_and_field(store, bad_api, bq_client, table_name):
+def test_a_customer_of_the_wrong_type_is_named_by_id_and_field(store, static_api, bq_client, table_name):
     good = store.truth(START, END)[:2]
     bad = copy.deepcopy(good[1])
     bad["lifetime_value"] = {"all": {"amount_gross": "12.50"}}
-    bad_api.customers = [good[0], bad]
+    static_api.customers = [good[0], bad]
     with pytest.raises(RevCentDataError, match=rf"Customer '{bad['id']}': field lifetime_value.all.amount_gross "
                                                r"is '12.50' \(str\) but the spec says NUMERIC"):
         run_operator(destination_table=table_name, **RANGE)
@@ -138,10 +109,10 @@ def test_a_customer_of_the_wrong_type_is_named_by_id_and_field(store, bad_api, b
         "lifetime_value": {"all": {"amount_gross": "12.50"}}}
 
 
-def test_a_customer_without_id_is_reported_with_its_position(store, bad_api, bq_client, table_name):
+def test_a_customer_without_id_is_reported_with_its_position(store, static_api, bq_client, table_name):
     good = store.truth(START, END)[0]
     nameless = {k: v for k, v in good.items() if k != "id"}
-    bad_api.customers = [good, nameless]
+    static_api.customers = [good, nameless]
     with pytest.raises(RevCentDataError, match=r"page 1, position 1: the customer has id=None"):
         run_operator(destination_table=table_name, **RANGE)
     assert table_rows(bq_client, table_name) == []
