@@ -67,6 +67,14 @@ METADATA_COLUMNS: tuple[Column, ...] = (
 )
 
 
+#: Columns a type-2 history table adds to the customers table's.
+HISTORY_COLUMNS: tuple[Column, ...] = (
+    Column("_valid_from", "TIMESTAMP", "REQUIRED", "When this version became current (its extraction time)."),
+    Column("_valid_to", "TIMESTAMP", "NULLABLE", "When a newer version replaced it; NULL while current."),
+    Column("_is_current", "BOOLEAN", "REQUIRED", "Whether this is the customer's current version."),
+)
+
+
 @cache
 def load_spec() -> dict[str, Any]:
     """The packaged OpenAPI operation for ``GET /v2/customers``."""

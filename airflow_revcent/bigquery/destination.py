@@ -20,11 +20,18 @@ from typing import Any
 
 from google.api_core import exceptions as google_exceptions
 from google.cloud import bigquery
+from google.cloud.bigquery import SchemaField
 
 from airflow_revcent.bigquery.schema import add_missing, diff_schema, to_schema_fields
-from airflow_revcent.bigquery.statements import STAGING_PREFIX, TableRef, merge_statement
+from airflow_revcent.bigquery.statements import (
+    STAGING_PREFIX,
+    TableRef,
+    change_counts_query,
+    history_script,
+    merge_statement,
+)
 from airflow_revcent.exceptions import RevCentBigQueryError
-from airflow_revcent.schema import PARTITION_COLUMN, Column, table_columns
+from airflow_revcent.schema import HISTORY_COLUMNS, PARTITION_COLUMN, Column, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,10 @@ CLUSTERING_FIELDS = ("campaign_id", "status", "id")
 TABLE_DESCRIPTION = (
     "RevCent customers (GET /v2/customers), one row per customer id, loaded by airflow-provider-revcent. "
     "Columns starting with '_' are added by the pipeline."
+)
+HISTORY_DESCRIPTION = (
+    "Every version of every RevCent customer (type 2): _valid_from/_valid_to/_is_current, written by "
+    "airflow-provider-revcent in the same transaction as the customers table."
 )
 #: Job failure reasons worth another job (BigQuery's own transient failures); any other reason
 #: (invalid data, schema, permissions) fails the task with BigQuery's message.
@@ -62,6 +73,7 @@ class CustomersDestination:
         metadata columns are added here.
     :param location: the dataset's location; ``None`` takes the existing dataset's, or US for a new one.
     :param staging_expiration: how long a staging table survives if a run dies before dropping it.
+    :param history: a type-2 history table to maintain in the same transaction, or ``None``.
     """
 
     def __init__(
@@ -72,6 +84,7 @@ class CustomersDestination:
         *,
         location: str | None = None,
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
+        history: TableRef | None = None,
     ) -> None:
         self.client = client
         self.table = table
@@ -81,12 +94,18 @@ class CustomersDestination:
         self.requested_location = location
         self.location: str | None = location
         self.staging_expiration = staging_expiration
+        self.history = history
 
     # -- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Make sure the dataset and table exist with a compatible schema; clear expired staging tables."""
         self._ensure_dataset()
-        self._ensure_table()
+        self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
+        if self.history is not None:
+            if self.history.dataset_id != self.table.dataset_id:
+                self._check_location(self.history.dataset_id)
+            self._ensure_table(self.history, to_schema_fields((*self.columns, *HISTORY_COLUMNS)), "_valid_from",
+                               HISTORY_DESCRIPTION)
         self._drop_stale_staging()
 
     def _ensure_dataset(self) -> None:
@@ -106,30 +125,44 @@ class CustomersDestination:
             )
         self.location = actual
 
-    def _ensure_table(self) -> None:
+    def _check_location(self, dataset_id: str) -> None:
         try:
-            existing = self.client.get_table(str(self.table))
+            dataset = self.client.get_dataset(dataset_id)
         except google_exceptions.NotFound:
-            table = bigquery.Table(str(self.table), schema=self.schema)
-            table.time_partitioning = bigquery.TimePartitioning(
-                type_=bigquery.TimePartitioningType.DAY, field=PARTITION_COLUMN
-            )
-            table.clustering_fields = list(CLUSTERING_FIELDS)
-            table.description = TABLE_DESCRIPTION
-            self.client.create_table(table, exists_ok=True)
-            log.info("Created table %s (partitioned by DAY on %s)", self.table, PARTITION_COLUMN)
+            new = bigquery.Dataset(dataset_id)
+            new.location = self.location
+            self.client.create_dataset(new, exists_ok=True)
             return
-        diff = diff_schema(self.schema, existing.schema)
+        if (dataset.location or DEFAULT_LOCATION).lower() != (self.location or DEFAULT_LOCATION).lower():
+            raise RevCentBigQueryError(
+                f"Dataset {dataset_id} is in location {dataset.location!r} but the destination's dataset is in "
+                f"{self.location!r}; one transaction cannot span locations. Put the history table beside the "
+                "destination."
+            )
+
+    def _ensure_table(self, ref: TableRef, schema: list[SchemaField], partition: str, description: str) -> None:
+        try:
+            existing = self.client.get_table(str(ref))
+        except google_exceptions.NotFound:
+            table = bigquery.Table(str(ref), schema=schema)
+            table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
+                                                                field=partition)
+            table.clustering_fields = list(CLUSTERING_FIELDS)
+            table.description = description
+            self.client.create_table(table, exists_ok=True)
+            log.info("Created table %s (partitioned by DAY on %s)", ref, partition)
+            return
+        diff = diff_schema(schema, existing.schema)
         if diff.conflicts:
             raise RevCentBigQueryError(
-                f"Table {self.table} exists with a schema that conflicts with the customers schema: "
-                f"{'; '.join(diff.conflicts)}. Load into another destination_table, or fix or drop those "
-                "columns (the expected schema is in the README)."
+                f"Table {ref} exists with a schema that conflicts with the customers schema: "
+                f"{'; '.join(diff.conflicts)}. Load into another table, or fix or drop those columns (the "
+                "expected schema is in docs/reference.md)."
             )
         if diff.missing:
-            existing.schema = add_missing(existing.schema, self.schema)
+            existing.schema = add_missing(existing.schema, schema)
             self.client.update_table(existing, ["schema"])
-            log.info("Added columns to %s: %s", self.table, ", ".join(diff.missing))
+            log.info("Added columns to %s: %s", ref, ", ".join(diff.missing))
 
     def _drop_stale_staging(self) -> None:
         # BigQuery removes expired tables by itself; this also clears what a killed run left in
@@ -169,7 +202,15 @@ class CustomersDestination:
                                 lambda job_id, p=path, i=index: self._load(p, i, job_id, staging))
             result.job_ids.append(job.job_id)
             result.rows_loaded += int(job.output_rows or 0)
-        sql = merge_statement(self.table, staging, [c.name for c in self.columns])
+        names = [c.name for c in self.columns]
+        if self.history is None:
+            sql = merge_statement(self.table, staging, names)
+        else:
+            # A script reports no DML counts: count the changes first (read-only, same snapshot).
+            counts = next(iter(self.client.query(change_counts_query(self.table, staging), location=self.location,
+                                                 job_retry=None).result()))
+            result.rows_inserted, result.rows_updated = int(counts["inserted"]), int(counts["updated"])
+            sql = history_script(self.table, staging, self.history, names)
         merge = self._run_job(merge_base, lambda job_id: self.client.query(
             sql, job_id=job_id, location=self.location, job_retry=None))
         result.job_ids.append(merge.job_id)

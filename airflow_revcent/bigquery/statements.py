@@ -10,6 +10,10 @@ so whatever happened before, an id can never appear twice.
 * ``_first_seen_at`` is kept from the first load; ``_last_changed_at`` moves on change.
 * Rows absent from the staging table are left alone: the API can be asked for a subset
   (filters), and a customer is never deleted because one answer lacked it.
+
+With change history on, the same changes are applied by a multi-statement transaction that also
+closes the current version of each changed customer in the history table and appends its new
+one; the transaction commits both tables or neither.
 """
 
 from __future__ import annotations
@@ -88,6 +92,66 @@ def _q(name: str) -> str:
     return f"`{name}`"
 
 
+def _deduplicated(staging: TableRef) -> str:
+    # One row per id even if a staging table ever held one twice: a MERGE whose source matches a
+    # target row twice fails outright, and a history would get two versions.
+    return (f"(SELECT * FROM {staging.sql()} WHERE TRUE "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_content_hash`) = 1)")
+
+
+def _changed(destination: TableRef, staging: TableRef) -> str:
+    """Staging rows (S) that are new or whose content changed, joined to their current row (T)."""
+    return (f"FROM {_deduplicated(staging)} AS S LEFT JOIN {destination.sql()} AS T ON T.`id` = S.`id`\n"
+            f"  WHERE T.`id` IS NULL OR T.`_content_hash` != S.`_content_hash`")
+
+
+def change_counts_query(destination: TableRef, staging: TableRef) -> str:
+    """How many staging rows are new and how many changed (read-only)."""
+    return (f"SELECT COUNTIF(T.`id` IS NULL) AS inserted, COUNTIF(T.`id` IS NOT NULL) AS updated\n"  # noqa: S608
+            f"{_changed(destination, staging)}")
+
+
+def _new_values(columns: Sequence[str]) -> str:
+    values = []
+    for c in columns:
+        if c == "_first_seen_at":
+            values.append("COALESCE(T.`_first_seen_at`, S.`_extracted_at`)")
+        elif c == "_last_changed_at":
+            values.append("S.`_extracted_at`")
+        else:
+            values.append(f"S.{_q(c)}")
+    return ", ".join(values)
+
+
+def history_script(destination: TableRef, staging: TableRef, history: TableRef, columns: Sequence[str]) -> str:
+    """One transaction: close changed customers' current versions, append their new versions, and
+    apply the same changes to the destination (see the module docstring).
+
+    :param destination: the customers table.
+    :param staging: the run's staging table.
+    :param history: the type-2 history table (the destination's columns plus ``_valid_from``,
+        ``_valid_to``, ``_is_current``).
+    :param columns: the top-level columns the pipeline writes.
+    """
+    names = ", ".join(_q(c) for c in columns)
+    changed_ids = f"(SELECT S.`id` {_changed(destination, staging)})"
+    # Statements run in order, and each sees the destination as the earlier ones left it: the history
+    # statements read it before it changes; the INSERT adds new versions (new hashes), then the DELETE
+    # removes exactly the rows whose hash differs from staging's: the old versions.
+    return "\n".join((  # noqa: S608 - identifiers only
+        "BEGIN TRANSACTION;",
+        f"UPDATE {history.sql()} AS H SET `_valid_to` = (SELECT MAX(`_extracted_at`) FROM {staging.sql()}), "
+        f"`_is_current` = FALSE\n  WHERE H.`_is_current` AND H.`id` IN {changed_ids};",
+        f"INSERT INTO {history.sql()} ({names}, `_valid_from`, `_valid_to`, `_is_current`)\n"
+        f"  SELECT {_new_values(columns)}, S.`_extracted_at`, NULL, TRUE\n  {_changed(destination, staging)};",
+        f"INSERT INTO {destination.sql()} ({names})\n  SELECT {_new_values(columns)}\n"
+        f"  {_changed(destination, staging)};",
+        f"DELETE FROM {destination.sql()} AS D WHERE EXISTS (SELECT 1 FROM {_deduplicated(staging)} AS S "
+        f"WHERE S.`id` = D.`id` AND S.`_content_hash` != D.`_content_hash`);",
+        "COMMIT TRANSACTION;",
+    ))
+
+
 def merge_statement(destination: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
     """The MERGE applying a staging table to the destination (see the module docstring).
 
@@ -102,15 +166,10 @@ def merge_statement(destination: TableRef, staging: TableRef, columns: Sequence[
     )
     names = ", ".join(_q(c) for c in columns)
     values = ", ".join(f"S.{_q(c)}" for c in columns)
-    # The QUALIFY keeps one row per id even if a staging table ever held one twice: a MERGE
-    # whose source matches a target row twice fails outright.
     # Identifiers only: validated TableRefs and the spec's column names; no values are interpolated.
     return (
         f"MERGE {destination.sql()} AS T\n"  # noqa: S608
-        f"USING (\n"
-        f"  SELECT * FROM {staging.sql()} WHERE TRUE\n"
-        f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_content_hash`) = 1\n"
-        f") AS S\n"
+        f"USING {_deduplicated(staging)} AS S\n"
         f"ON T.`id` = S.`id`\n"
         f"WHEN MATCHED AND T.`_content_hash` IS DISTINCT FROM S.`_content_hash` THEN UPDATE SET\n"
         f"    {updates}\n"

@@ -135,6 +135,9 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param hash_fields: dotted field paths whose values are replaced by ``HMAC-SHA256(key, value)`` hex; needs
         ``hash_key_conn_id``.
     :param hash_key_conn_id: a connection whose password is the secret HMAC key (never put it in code).
+    :param history_table: ``[project.]dataset.table`` of an optional type-2 change history (templated;
+        default ``None``, off): every change to a customer appends a version (``_valid_from``, ``_valid_to``,
+        ``_is_current``) in the same transaction that updates the destination.
     :param on_count_mismatch: ``"warn"`` (default) or ``"fail"`` when a window's distinct customers differ from
         the API's ``total_count``; ``"fail"`` fails before anything is loaded.
     """
@@ -142,6 +145,7 @@ class CustomersToBigQueryOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "destination_table", "revcent_conn_id", "gcp_conn_id", "date_start", "date_end", "campaign_filter",
         "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location", "lookback",
+        "history_table",
     )
     ui_color = "#e8f0fe"
     operator_extra_links = (BigQueryTableLink(),)
@@ -176,6 +180,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         hash_fields: Sequence[str] = (),
         hash_key_conn_id: str | None = None,
         on_count_mismatch: str = "warn",
+        history_table: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", default_retry_policy())
@@ -232,6 +237,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         if on_count_mismatch not in ("warn", "fail"):
             raise RevCentConfigError(f"on_count_mismatch={on_count_mismatch!r} must be 'warn' or 'fail'.")
         self.on_count_mismatch = on_count_mismatch
+        self.history_table = history_table
         #: The destination once resolved (project from the connection when the name has none).
         self.resolved_destination: TableRef | None = None
         self._lineage: dict[str, Any] = {}
@@ -346,11 +352,15 @@ class CustomersToBigQueryOperator(BaseOperator):
 
     def _destination(self, api_columns: Sequence[Column]) -> CustomersDestination:
         project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
+        if self.history_table not in _UNSET:
+            TableRef.split(self.history_table)
         settings = read_settings(self.gcp_conn_id)
         client = make_client(settings, project=project, location=self.location or settings.location)
         table = TableRef.parse(self.destination_table, default_project=client.project)
+        history = (None if self.history_table in _UNSET
+                   else TableRef.parse(self.history_table, default_project=client.project))
         return CustomersDestination(client, table, api_columns, location=self.location or None,
-                                    staging_expiration=self.staging_expiration)
+                                    staging_expiration=self.staging_expiration, history=history)
 
     def _extract(self, windows: Sequence[Window], filters: CustomerFilters, converter: RecordConverter,
                  writer: NdjsonWriter, started: float) -> Extraction:

@@ -141,3 +141,33 @@ def test_count_mismatch_is_logged_or_fails_before_loading(store, static_api, bq_
     with pytest.raises(RevCentDataError, match=r"1 window\(s\) read a different number .* Nothing was loaded"):
         run_operator(on_count_mismatch="fail", **args)
     assert table_rows(bq_client, table_name) == []
+
+
+def test_history_records_exactly_the_changes_in_the_same_step(store, sandbox, connections, bq_client, table_name):
+    connections(sandbox(store))
+    history = table_name + "_history"
+    args = {"destination_table": table_name, "history_table": history, "date_start": "2026-05-01",
+            "date_end": "2026-08-01"}
+    first = run_operator(run_id="v1", **args)
+    truth = store.truth(START, END)
+    versions = table_rows(bq_client, history)
+    assert len(versions) == len(truth) == first["rows_inserted"]
+    assert all(v["_is_current"] and v["_valid_to"] is None for v in versions)
+    again = run_operator(run_id="v1-rerun", **args)  # nothing changed: no version
+    assert (again["rows_inserted"], again["rows_updated"]) == (0, 0)
+    assert len(table_rows(bq_client, history)) == len(truth)
+    changed = set(store.mutate(0.2, seed=13))
+    second = run_operator(run_id="v2", **args)
+    assert second["rows_updated"] == len(changed)
+    assert_table_matches(bq_client, table_name, store.truth(START, END))
+    versions = table_rows(bq_client, history)
+    assert len(versions) == len(truth) + len(changed)
+    for customer_id in changed:
+        old, new = sorted((v for v in versions if v["id"] == customer_id), key=lambda v: v["_valid_from"])
+        assert not old["_is_current"] and old["_valid_to"] == new["_valid_from"]
+        assert new["_is_current"] and new["_valid_to"] is None and new["_run_id"] == "v2"
+        assert old["_content_hash"] != new["_content_hash"]
+    current = {v["id"]: v for v in versions if v["_is_current"]}
+    table = {r["id"]: r for r in table_rows(bq_client, table_name)}
+    assert set(current) == set(table)
+    assert all(current[i]["_content_hash"] == table[i]["_content_hash"] for i in table)

@@ -48,3 +48,19 @@ def test_merge_is_keyed_on_id_updates_only_changed_rows_and_keeps_first_seen():
     assert "`_first_seen_at`" not in update and "`id` =" not in update
     assert "`_last_changed_at` = S.`_extracted_at`" in update
     assert "INSERT (`id`, `email`, `_content_hash`, `_first_seen_at`, `_last_changed_at`, `_extracted_at`)" in sql
+
+
+def test_history_script_is_one_transaction_reading_the_destination_before_changing_it():
+    from airflow_revcent.bigquery.statements import change_counts_query, history_script
+
+    dest, stage, hist = TableRef("p", "ds", "t"), TableRef("p", "ds", "s"), TableRef("p", "ds", "h")
+    sql = history_script(dest, stage, hist, ["id", "email", "_content_hash", "_first_seen_at", "_last_changed_at",
+                                             "_extracted_at"])
+    statements = [s.strip() for s in sql.split(";") if s.strip()]
+    assert statements[0] == "BEGIN TRANSACTION" and statements[-1] == "COMMIT TRANSACTION"
+    kinds = [s.split()[0] + " " + s.split()[1] for s in statements[1:-1]]
+    assert kinds == ["UPDATE `p.ds.h`", "INSERT INTO", "INSERT INTO", "DELETE FROM"]
+    assert "`p.ds.h`" in statements[2] and "`p.ds.t`" in statements[3]  # history first, then the table
+    assert "COALESCE(T.`_first_seen_at`, S.`_extracted_at`)" in statements[3]
+    assert "S.`_content_hash` != D.`_content_hash`" in statements[4]
+    assert "COUNTIF(T.`id` IS NULL) AS inserted" in change_counts_query(dest, stage)
