@@ -107,7 +107,7 @@ def _changed(destination: TableRef, staging: TableRef) -> str:
 
 def change_counts_query(destination: TableRef, staging: TableRef) -> str:
     """How many staging rows are new and how many changed (read-only)."""
-    return (f"SELECT COUNTIF(T.`id` IS NULL) AS inserted, COUNTIF(T.`id` IS NOT NULL) AS updated\n"  # noqa: S608
+    return (f"SELECT COUNTIF(T.`id` IS NULL) AS inserted, COUNTIF(T.`id` IS NOT NULL) AS updated\n"
             f"{_changed(destination, staging)}")
 
 
@@ -138,7 +138,7 @@ def history_script(destination: TableRef, staging: TableRef, history: TableRef, 
     # Statements run in order, and each sees the destination as the earlier ones left it: the history
     # statements read it before it changes; the INSERT adds new versions (new hashes), then the DELETE
     # removes exactly the rows whose hash differs from staging's: the old versions.
-    return "\n".join((  # noqa: S608 - identifiers only
+    return "\n".join((
         "BEGIN TRANSACTION;",
         f"UPDATE {history.sql()} AS H SET `_valid_to` = (SELECT MAX(`_extracted_at`) FROM {staging.sql()}), "
         f"`_is_current` = FALSE\n  WHERE H.`_is_current` AND H.`id` IN {changed_ids};",
@@ -168,7 +168,7 @@ def merge_statement(destination: TableRef, staging: TableRef, columns: Sequence[
     values = ", ".join(f"S.{_q(c)}" for c in columns)
     # Identifiers only: validated TableRefs and the spec's column names; no values are interpolated.
     return (
-        f"MERGE {destination.sql()} AS T\n"  # noqa: S608
+        f"MERGE {destination.sql()} AS T\n"
         f"USING {_deduplicated(staging)} AS S\n"
         f"ON T.`id` = S.`id`\n"
         f"WHEN MATCHED AND T.`_content_hash` IS DISTINCT FROM S.`_content_hash` THEN UPDATE SET\n"
