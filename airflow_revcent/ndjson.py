@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -24,11 +24,15 @@ from typing import IO, Any
 
 import orjson
 
+from airflow_revcent.schema import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
+
 #: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
 #: memory, so a smaller file keeps the task's memory flat however many customers a run loads.
 DEFAULT_MAX_FILE_BYTES = 64 << 20
 TEMP_PREFIX = "airflow-revcent-"
 _MOD = 1 << 256
+#: The columns spliced onto each row here (everything the pipeline adds but _unknown_fields).
+_METADATA = tuple(c.name for c in METADATA_COLUMNS if c.name != UNKNOWN_FIELDS_COLUMN)
 _SORTED = orjson.OPT_SORT_KEYS
 _fallback = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
@@ -118,6 +122,7 @@ class NdjsonWriter:
         self._digest = 0
         self._handle: IO[bytes] | None = None
         self._file_bytes = 0
+        self._generation = 0
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (the API part; metadata is added here)."""
@@ -144,10 +149,25 @@ class NdjsonWriter:
     def _roll(self) -> None:
         if self._handle is not None:
             self._handle.close()
-        path = self.folder / f"customers-{len(self.files):05d}.ndjson"
+        path = self.folder / f"customers-{self._generation}-{len(self.files):05d}.ndjson"
         self._handle = path.open("wb", buffering=1 << 20)
         self.files.append(path)
         self._file_bytes = 0
+
+    def rewrite(self, transform: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Pass every row written so far through ``transform`` (new hashes, new files): for the rare run
+        that promotes fields to columns after reading them."""
+        old = self.flush()
+        self.files, self.rows, self.bytes, self._digest = [], 0, 0, 0
+        self._generation += 1
+        for path in old:
+            with path.open("rb") as lines:
+                for line in lines:
+                    row = orjson.loads(line)
+                    for name in _METADATA:
+                        row.pop(name, None)
+                    self.write(transform(row))
+            path.unlink()
 
     def flush(self) -> list[Path]:
         """Close the current file; return every file written."""

@@ -44,6 +44,23 @@ class _Mismatch(Exception):
         self.expected = expected
 
 
+def value_kind(value: Any) -> str:
+    """The column type a JSON value would need: STRING, BOOLEAN, INTEGER, NUMERIC (a decimal with at
+    most 9 places, exact in BigQuery's NUMERIC), FLOAT, or OTHER (objects, arrays)."""
+    kind = type(value)
+    if kind is str:
+        return "STRING"
+    if kind is bool:
+        return "BOOLEAN"
+    if kind is int:
+        return "INTEGER"
+    if kind is float:
+        digits = repr(value)
+        places = len(digits.partition(".")[2]) if "e" not in digits else 99
+        return "NUMERIC" if places <= 9 and abs(value) < 1e29 else "FLOAT"
+    return "OTHER"
+
+
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -144,6 +161,9 @@ class RecordConverter:
         self.unknown_paths: dict[str, int] = {}
         #: Paths whose values conflicted with their column and were kept in ``_unknown_fields``.
         self.invalid_paths: dict[str, int] = {}
+        #: For each unknown path, the kinds of value seen (see :func:`value_kind`): what a promotion
+        #: to a typed column needs to know.
+        self.unknown_kinds: dict[str, set[str]] = {}
         self._root = self._record(columns, "")
 
     # -- compilation: per object, a table of plain type checks and a table of converters ---------
@@ -177,6 +197,7 @@ class RecordConverter:
         repeated: frozenset[str],
     ) -> _Walk:
         keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
+        unknown_kinds = self.unknown_kinds
 
         def walk(obj: Any) -> dict[str, Any] | None:
             """Check and shape ``obj`` in place; return what the columns cannot hold, or None."""
@@ -198,6 +219,8 @@ class RecordConverter:
                         if key not in excluded:
                             path = prefix + key
                             unknown_paths[path] = unknown_paths.get(path, 0) + 1
+                            if value is not None:
+                                unknown_kinds.setdefault(path, set()).add(value_kind(value))
                             extra = extra or {}
                             extra[key] = value
                         continue

@@ -22,7 +22,7 @@ from google.api_core import exceptions as google_exceptions
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
-from airflow_revcent.bigquery.schema import add_missing, diff_schema, to_schema_fields
+from airflow_revcent.bigquery.schema import add_missing, diff_schema, from_schema_fields, to_schema_fields
 from airflow_revcent.bigquery.statements import (
     STAGING_PREFIX,
     TableRef,
@@ -30,8 +30,9 @@ from airflow_revcent.bigquery.statements import (
     history_script,
     merge_statement,
 )
+from airflow_revcent.drift import Promotion, add_columns, with_promoted
 from airflow_revcent.exceptions import RevCentBigQueryError
-from airflow_revcent.schema import HISTORY_COLUMNS, PARTITION_COLUMN, Column, table_columns
+from airflow_revcent.schema import HISTORY_COLUMNS, PARTITION_COLUMN, Column, find_column, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ class CustomersDestination:
     ) -> None:
         self.client = client
         self.table = table
-        self.api_columns = tuple(api_columns)
-        self.columns = table_columns(self.api_columns)
-        self.schema = to_schema_fields(self.columns)
+        self._set_api_columns(api_columns)
         self.requested_location = location
         self.location: str | None = location
         self.staging_expiration = staging_expiration
@@ -100,13 +99,38 @@ class CustomersDestination:
     def prepare(self) -> None:
         """Make sure the dataset and table exist with a compatible schema; clear expired staging tables."""
         self._ensure_dataset()
-        self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
+        existing = self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
+        if existing:
+            # Fields promoted by earlier runs are API columns now: write them, or values would flip
+            # between the column and _unknown_fields from run to run.
+            self._set_api_columns(with_promoted(self.api_columns, from_schema_fields(existing)))
+        self._ensure_history()
+        self._drop_stale_staging()
+
+    def add_api_columns(self, promotions: Sequence[Promotion]) -> list[Promotion]:
+        """Add promoted fields as nullable columns to the destination (and history) table; return those the
+        table really has afterwards (a server that cannot add a field inside a RECORD leaves it out, and
+        its values then stay in _unknown_fields rather than being lost)."""
+        before = self.api_columns
+        wanted = add_columns(before, promotions)
+        self._ensure_table(self.table, to_schema_fields(table_columns(wanted)), PARTITION_COLUMN, TABLE_DESCRIPTION)
+        actual = from_schema_fields(self.client.get_table(str(self.table)).schema)
+        confirmed = [p for p in promotions if find_column(actual, p.path.replace("[]", "")) is not None]
+        self._set_api_columns(add_columns(before, confirmed))
+        self._ensure_history()
+        return confirmed
+
+    def _set_api_columns(self, api_columns: Sequence[Column]) -> None:
+        self.api_columns = tuple(api_columns)
+        self.columns = table_columns(self.api_columns)
+        self.schema = to_schema_fields(self.columns)
+
+    def _ensure_history(self) -> None:
         if self.history is not None:
             if self.history.dataset_id != self.table.dataset_id:
                 self._check_location(self.history.dataset_id)
             self._ensure_table(self.history, to_schema_fields((*self.columns, *HISTORY_COLUMNS)), "_valid_from",
                                HISTORY_DESCRIPTION)
-        self._drop_stale_staging()
 
     def _ensure_dataset(self) -> None:
         try:
@@ -140,7 +164,10 @@ class CustomersDestination:
                 "destination."
             )
 
-    def _ensure_table(self, ref: TableRef, schema: list[SchemaField], partition: str, description: str) -> None:
+    def _ensure_table(
+        self, ref: TableRef, schema: list[SchemaField], partition: str, description: str
+    ) -> list[SchemaField]:
+        """Create the table, or check and extend an existing one; return the existing schema ([] if new)."""
         try:
             existing = self.client.get_table(str(ref))
         except google_exceptions.NotFound:
@@ -151,7 +178,7 @@ class CustomersDestination:
             table.description = description
             self.client.create_table(table, exists_ok=True)
             log.info("Created table %s (partitioned by DAY on %s)", ref, partition)
-            return
+            return []
         diff = diff_schema(schema, existing.schema)
         if diff.conflicts:
             raise RevCentBigQueryError(
@@ -163,6 +190,7 @@ class CustomersDestination:
             existing.schema = add_missing(existing.schema, schema)
             self.client.update_table(existing, ["schema"])
             log.info("Added columns to %s: %s", ref, ", ".join(diff.missing))
+        return list(existing.schema)
 
     def _drop_stale_staging(self) -> None:
         # BigQuery removes expired tables by itself; this also clears what a killed run left in

@@ -25,6 +25,12 @@ def _type(name: str | None) -> str:
     return _CANONICAL.get(upper, upper)
 
 
+def from_schema_fields(fields: Sequence[SchemaField]) -> tuple[Column, ...]:
+    """The column tree of an existing table's schema."""
+    return tuple(Column(f.name, _type(f.field_type), f.mode or "NULLABLE", f.description or "",
+                        from_schema_fields(f.fields)) for f in fields)
+
+
 def to_schema_fields(columns: Sequence[Column]) -> list[SchemaField]:
     """The BigQuery schema of a column tree (descriptions included).
 

@@ -21,6 +21,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, ExceptionRetryPolicy, R
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import DEFAULT_STAGING_EXPIRATION, ApplyResult, CustomersDestination
 from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
@@ -138,6 +139,9 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param history_table: ``[project.]dataset.table`` of an optional type-2 change history (templated;
         default ``None``, off): every change to a customer appends a version (``_valid_from``, ``_valid_to``,
         ``_is_current``) in the same transaction that updates the destination.
+    :param promote_unknown_fields: when a field the table has no column for has one unambiguous type in a
+        run, add it as a nullable column where its path says and load it there instead of ``_unknown_fields``
+        (default ``False``: such fields stay in the JSON column). Objects, arrays and mixed types stay there.
     :param on_count_mismatch: ``"warn"`` (default) or ``"fail"`` when a window's distinct customers differ from
         the API's ``total_count``; ``"fail"`` fails before anything is loaded.
     """
@@ -181,6 +185,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         hash_key_conn_id: str | None = None,
         on_count_mismatch: str = "warn",
         history_table: str | None = None,
+        promote_unknown_fields: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", default_retry_policy())
@@ -238,6 +243,7 @@ class CustomersToBigQueryOperator(BaseOperator):
             raise RevCentConfigError(f"on_count_mismatch={on_count_mismatch!r} must be 'warn' or 'fail'.")
         self.on_count_mismatch = on_count_mismatch
         self.history_table = history_table
+        self.promote_unknown_fields = promote_unknown_fields
         #: The destination once resolved (project from the connection when the name has none).
         self.resolved_destination: TableRef | None = None
         self._lineage: dict[str, Any] = {}
@@ -277,10 +283,12 @@ class CustomersToBigQueryOperator(BaseOperator):
         with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes) as writer:
             extraction = self._extract(windows, filters, converter, writer, started)
             extracted = time.monotonic()
+            promoted = self._promote(converter, destination, writer)
             applied = self._load(context, destination, read, writer)
-        if converter.unknown_paths:
+        unknown = {p: n for p, n in sorted(converter.unknown_paths.items()) if p not in promoted}
+        if unknown:
             self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
-                             ", ".join(f"{p} ({n})" for p, n in sorted(converter.unknown_paths.items())))
+                             ", ".join(f"{p} ({n})" for p, n in unknown.items()))
         summary = {
             "destination": str(destination.table),
             "interval_start": interval.start_iso,
@@ -295,7 +303,8 @@ class CustomersToBigQueryOperator(BaseOperator):
             "bigquery_job_ids": applied.job_ids,
             "skipped_records": extraction.skipped,
             "count_mismatches": extraction.mismatches,
-            "unknown_fields": dict(sorted(converter.unknown_paths.items())),
+            "unknown_fields": unknown,
+            "promoted_fields": promoted,
             "extract_seconds": round(extracted - started, 3),
             "load_seconds": round(time.monotonic() - extracted, 3),
             "seconds": round(time.monotonic() - started, 3),
@@ -383,6 +392,21 @@ class CustomersToBigQueryOperator(BaseOperator):
                 "on_count_mismatch='warn' to load anyway."
             )
         return extraction
+
+    def _promote(self, converter: RecordConverter, destination: CustomersDestination,
+                 writer: NdjsonWriter) -> dict[str, str]:
+        if not self.promote_unknown_fields or not converter.unknown_kinds:
+            return {}
+        promotions = plan_promotions(converter.unknown_kinds, destination.api_columns)
+        if not promotions:
+            return {}
+        promotions = destination.add_api_columns(promotions)
+        if not promotions:
+            return {}
+        writer.rewrite(lambda row: promote(row, promotions))
+        self.log.warning("Promoted fields the spec does not describe to columns of %s: %s", destination.table,
+                         ", ".join(f"{p.path} {p.type}" for p in promotions))
+        return {p.path: p.type for p in promotions}
 
     def _reconcile(self, stats: WindowStats, extraction: Extraction) -> None:
         if stats.total_count is None or stats.distinct == stats.total_count:

@@ -171,3 +171,48 @@ def test_history_records_exactly_the_changes_in_the_same_step(store, sandbox, co
     table = {r["id"]: r for r in table_rows(bq_client, table_name)}
     assert set(current) == set(table)
     assert all(current[i]["_content_hash"] == table[i]["_content_hash"] for i in table)
+
+
+def test_unknown_fields_are_promoted_to_typed_columns_and_stay_there(store, sandbox, connections, bq_client,
+                                                                     table_name):
+    connections(sandbox(store))
+    store.add_unknown_fields(0.5, seed=21)
+    args = {"destination_table": table_name, "date_start": "2026-05-01", "date_end": "2026-08-01",
+            "promote_unknown_fields": True}
+    summary = run_operator(run_id="drift", **args)
+    assert summary["promoted_fields"], summary
+    assert "loyalty_tier" in summary["promoted_fields"]
+    schema = {f.name: f for f in bq_client.get_table(f"demo.{table_name}").schema}
+    for path, kind in summary["promoted_fields"].items():
+        top, *rest = path.replace("[]", "").split(".")
+        field = schema[top]
+        for name in rest:
+            field = {f.name: f for f in field.fields}[name]
+        assert field.field_type == kind and field.mode == "NULLABLE", path
+    truth = {c["id"]: c for c in store.truth(START, END)}
+    rows = assert_table_matches(bq_client, table_name, list(truth.values()))
+    promoted_top = [p for p in summary["promoted_fields"] if "." not in p and "[]" not in p]
+    assert promoted_top
+    for row in rows:
+        for name in promoted_top:
+            assert row[name] == truth[row["id"]].get(name)
+            assert name not in (row["_unknown_fields"] or {})
+    for path in summary["unknown_fields"]:  # what could not be promoted stays in the JSON column
+        assert path not in summary["promoted_fields"]
+    again = run_operator(run_id="drift-again", **args)  # values now go straight to the columns
+    assert again["promoted_fields"] == {}
+    assert set(again["unknown_fields"]) == set(summary["unknown_fields"])
+    assert (again["rows_inserted"], again["rows_updated"]) == (0, 0)
+
+
+def test_a_value_conflicting_with_a_promoted_column_fails_with_its_path(store, static_api, bq_client, table_name):
+    customer = dict(store.truth(START, END)[0], loyalty_tier="gold")
+    static_api.customers = [customer]
+    args = {"destination_table": table_name, "date_start": "2026-05-01", "date_end": "2026-07-01"}
+    run_operator(promote_unknown_fields=True, **args)
+    static_api.customers = [dict(customer, loyalty_tier=7)]
+    with pytest.raises(RevCentDataError, match=rf"Customer '{customer['id']}': field loyalty_tier is 7 \(int\)"):
+        run_operator(**args)
+    run_operator(on_invalid_record="keep", **args)
+    [row] = table_rows(bq_client, table_name)
+    assert row["loyalty_tier"] is None and dict(row["_unknown_fields"]) == {"loyalty_tier": 7}

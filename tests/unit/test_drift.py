@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from airflow_revcent.drift import (
+    PROMOTED_DESCRIPTION,
+    Promotion,
+    add_columns,
+    column_type,
+    plan_promotions,
+    promote,
+    with_promoted,
+)
+from airflow_revcent.records import RecordConverter, value_kind
+from airflow_revcent.schema import Column, customer_columns, find_column
+
+
+def test_value_kinds_and_unambiguous_types():
+    assert [value_kind(v) for v in ("a", True, 3, 1.5, 0.1234567891, {}, [])] == [
+        "STRING", "BOOLEAN", "INTEGER", "NUMERIC", "FLOAT", "OTHER", "OTHER"]
+    assert column_type({"INTEGER"}) == "INTEGER"
+    assert column_type({"INTEGER", "NUMERIC"}) == "NUMERIC"
+    assert column_type({"NUMERIC", "FLOAT"}) == "FLOAT"
+    assert column_type({"STRING", "INTEGER"}) is None
+    assert column_type({"OTHER"}) is None
+
+
+def test_only_scalar_paths_under_existing_records_are_promoted():
+    kinds = {"loyalty_tier": {"STRING"}, "customer_card[].network": {"STRING"},
+             "lifetime_value.all.amount_tax": {"INTEGER", "NUMERIC"}, "mixed": {"STRING", "INTEGER"},
+             "loyalty": {"OTHER"}, "nowhere.deep": {"STRING"}, "sales[]": {"STRING"}}
+    promotions = plan_promotions(kinds, customer_columns())
+    assert promotions == [Promotion("customer_card[].network", "STRING"),
+                          Promotion("lifetime_value.all.amount_tax", "NUMERIC"),
+                          Promotion("loyalty_tier", "STRING")]
+    columns = add_columns(customer_columns(), promotions)
+    assert find_column(columns, "customer_card.network").type == "STRING"
+    assert find_column(columns, "lifetime_value.all.amount_tax").type == "NUMERIC"
+    assert find_column(columns, "loyalty_tier").description == PROMOTED_DESCRIPTION
+
+
+def test_promote_moves_values_out_of_unknown_fields_keeping_positions():
+    row = {"id": "x", "customer_card": [{"id": "a"}, {"id": "b"}],
+           "_unknown_fields": {"loyalty_tier": "gold", "other": {"x": 1},
+                               "customer_card": [{}, {"network": "visa"}]}}
+    promote(row, [Promotion("loyalty_tier", "STRING"), Promotion("customer_card[].network", "STRING")])
+    assert row["loyalty_tier"] == "gold"
+    assert row["customer_card"] == [{"id": "a"}, {"id": "b", "network": "visa"}]
+    assert row["_unknown_fields"] == {"other": {"x": 1}}
+    clean = {"id": "y", "_unknown_fields": {"loyalty_tier": "silver"}}
+    assert promote(clean, [Promotion("loyalty_tier", "STRING")]) == {"id": "y", "loyalty_tier": "silver"}
+
+
+def test_a_promoted_column_is_an_api_column_next_time_and_a_conflict_is_reported():
+    table = add_columns(customer_columns(), [Promotion("loyalty_tier", "STRING")])
+    table = (*table, Column("analyst_note", "STRING", description="added by hand"))
+    columns = with_promoted(customer_columns(), table)
+    assert find_column(columns, "loyalty_tier") is not None
+    assert find_column(columns, "analyst_note") is None  # never written by the pipeline
+    converter = RecordConverter(columns, on_invalid_record="keep")
+    row = converter.convert({"id": "z", "created_date_unix": 1, "loyalty_tier": 5})
+    assert row["_unknown_fields"] == {"loyalty_tier": 5} and converter.invalid_paths == {"loyalty_tier": 1}
