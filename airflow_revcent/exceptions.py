@@ -57,12 +57,22 @@ class RevCentRetryBudgetExceeded(RevCentAPIError):
     """A request kept failing transiently until its retry budget (attempts or seconds) was spent."""
 
 
+class RevCentCancelled(RevCentError):
+    """A request was not sent because the read it belonged to had been stopped."""
+
+
 class RevCentWindowUnsettledError(RevCentError):
     """A window's result kept changing while it was paged, for more passes than allowed."""
 
 
 class RevCentDataError(RevCentError):
     """A customer returned by the API does not match the spec (missing id, a field of the wrong type)."""
+
+
+class RevCentCountMismatchError(RevCentError):
+    """A window's distinct customers differ from the API's total_count (``on_count_mismatch="fail"``).
+
+    Retried by Airflow: a customer deleted while the window was read causes it, and passes."""
 
 
 class RevCentBigQueryError(RevCentError):

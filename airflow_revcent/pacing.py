@@ -82,19 +82,26 @@ class Pacer:
         return self._rate
 
     def acquire(self) -> float:
-        """Wait for this thread's turn to send; return the send time to pass back later."""
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_slot, self._paused_until)
-            if self._rate is not None:
-                self._next_slot = slot + 1.0 / self._rate
-            if self._first_send is None:
-                self._first_send = slot
-            self._sends.append(slot)
-            _trim(self._sends, now - MEASURE_SECONDS)
-        if slot > now:
-            self._sleep(slot - now)
-        return slot
+        """Wait for this thread's turn to send; return the send time to pass back later.
+
+        A 429 that arrives while a thread waits for its slot pauses that thread too: it takes a new
+        slot after the pause instead of sending at the old one.
+        """
+        while True:
+            with self._lock:
+                now = self._clock()
+                slot = max(now, self._next_slot, self._paused_until)
+                if self._rate is not None:
+                    self._next_slot = slot + 1.0 / self._rate
+            if slot > now:
+                self._sleep(slot - now)
+            with self._lock:
+                if self._paused_until <= slot:
+                    if self._first_send is None:
+                        self._first_send = slot
+                    self._sends.append(slot)
+                    _trim(self._sends, slot - MEASURE_SECONDS)
+                    return slot
 
     def on_success(self, sent_at: float) -> None:
         """A healthy response: count it and let the pace recover a little."""

@@ -104,6 +104,7 @@ class WindowReader:
         self._pass_shifted = False
         # Unusable customers (skip_invalid) have no id to de-duplicate, but the total counts them.
         self._pass_skipped = 0
+        self._pass_new = 0
         self._outstanding: set[int] = set()
         self._probed_zero = False
         #: Ids of a finished window as sorted 64-bit digests: 8 bytes each instead of a ~90-byte
@@ -120,6 +121,7 @@ class WindowReader:
         self._pass_total = None
         self._pass_shifted = False
         self._pass_skipped = 0
+        self._pass_new = 0
         self._outstanding = {self.first_page}
         return [self.first_page]
 
@@ -165,7 +167,6 @@ class WindowReader:
             created = customer.get("created_date_unix") if isinstance(customer, dict) else None
             if not isinstance(customer_id, str) or not customer_id or type(created) is not int:
                 if self.skip_invalid:
-                    self.stats.skipped += 1
                     self._pass_skipped += 1
                     continue
                 raise RevCentDataError(
@@ -176,6 +177,7 @@ class WindowReader:
             if customer_id in self._seen:
                 continue
             self._seen.add(customer_id)  # counted toward total_count even if emitted in an earlier read
+            self._pass_new += 1
             if self._finished_ids and self._was_finished(customer_id):
                 continue
             if self.window.contains(created):
@@ -185,10 +187,14 @@ class WindowReader:
 
     def _end_of_pass(self) -> list[int]:
         total = self._pass_total or 0
-        if not self._pass_shifted and len(self._seen) + self._pass_skipped >= total:
+        # Settled: a stable pass saw at least total_count customers; or a stable re-read found nobody new,
+        # so the API lists fewer customers than it counts, consistently (reconciliation reports it).
+        stable_shortfall = not self._pass_shifted and self.stats.passes > 1 and self._pass_new == 0
+        if (not self._pass_shifted and len(self._seen) + self._pass_skipped >= total) or stable_shortfall:
             self.done = True
             self._settled_total = total
             self.stats.distinct = len(self._seen) + self._pass_skipped
+            self.stats.skipped = self._pass_skipped
             merged = sorted({*self._finished_ids, *(_digest(i) for i in self._seen)})
             self._finished_ids = array("Q", merged)
             self._seen = set()

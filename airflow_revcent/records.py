@@ -243,13 +243,41 @@ class RecordConverter:
                 invalid_paths[bad.path] = invalid_paths.get(bad.path, 0) + 1
                 (drop := drop or []).append(key)
                 extra = extra or {}
-                extra[key] = value
+                # Kept as sent, except what the PII settings say must not leave the worker.
+                extra[key] = self._scrub(value, _plain(prefix + key))
             if drop:
                 for key in drop:
                     del obj[key]
             return extra
 
         return walk
+
+    def _pii_under(self, path: str) -> bool:
+        """Whether a PII setting names this path or a field inside it."""
+        return any(p == path or p.startswith(path + ".") for p in (*self.pii.exclude_fields, *self.pii.hash_fields))
+
+    def _shown(self, bad: _Mismatch) -> str:
+        """The offending value for an error message: scalars only, never a PII field's."""
+        if self._pii_under(_plain(bad.path)):
+            return "<withheld: a PII field>"
+        if isinstance(bad.value, dict | list):
+            return f"a JSON {'object' if isinstance(bad.value, dict) else 'array'}"
+        text = repr(bad.value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    def _scrub(self, value: Any, path: str) -> Any:
+        """A raw value with excluded fields removed and hashed fields hashed, at any depth."""
+        if path in self.pii.exclude_fields:
+            return None
+        if path in self.pii.hash_fields:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            return hmac.new(self.pii.hash_key or b"", text.encode(), hashlib.sha256).hexdigest()
+        if isinstance(value, list):
+            return [self._scrub(item, path) for item in value]
+        if isinstance(value, dict) and self._pii_under(path):
+            scrubbed = {k: self._scrub(v, f"{path}.{k}") for k, v in value.items()}
+            return {k: v for k, v in scrubbed.items() if not (v is None and f"{path}.{k}" in self.pii.exclude_fields)}
+        return value
 
     def _hashed(self, path: str) -> bool:
         return _plain(path) in self.pii.hash_fields
@@ -319,7 +347,7 @@ class RecordConverter:
             extra = self._root(customer)
         except _Mismatch as bad:
             raise RevCentDataError(
-                f"Customer {customer.get('id')!r}: field {bad.path} is {bad.value!r} ({_type_name(bad.value)}) "
+                f"Customer {customer.get('id')!r}: field {bad.path} is {self._shown(bad)} ({_type_name(bad.value)}) "
                 f"but the spec says {bad.expected}. Set on_invalid_record='keep' to load such values into "
                 f"{UNKNOWN_FIELDS_COLUMN} instead of failing."
             ) from None

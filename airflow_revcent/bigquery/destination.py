@@ -47,8 +47,9 @@ HISTORY_DESCRIPTION = (
     "Every version of every RevCent customer (type 2): _valid_from/_valid_to/_is_current, written by "
     "airflow-provider-revcent in the same transaction as the customers table."
 )
-#: Job failure reasons worth another job (BigQuery's own transient failures); any other reason
-#: (invalid data, schema, permissions) fails the task with BigQuery's message.
+#: Job failure reasons worth another job (BigQuery's own transient failures, and a DML job aborted by
+#: a concurrent update of the same table); any other reason (invalid data, schema, permissions) fails
+#: the task with BigQuery's message.
 TRANSIENT_REASONS = frozenset({"backendError", "internalError", "jobBackendError", "jobInternalError",
                                "rateLimitExceeded"})
 MAX_JOB_SUFFIXES = 5
@@ -213,7 +214,9 @@ class CustomersDestination:
         :param key: identifies this load's content (same content and run, same key).
         """
         result = ApplyResult()
-        merge_base = f"revcent_merge_{key}"
+        # The destination's creation time is part of the MERGE's id: a table dropped and recreated since
+        # (a repair) gets the load again, while a retry against the same table is not applied twice.
+        merge_base = f"revcent_merge_{key}_{self._epoch(self.table)}"
         done = self._find_done(merge_base)
         staging = self.table.staging(key)
         if done is not None:
@@ -225,8 +228,12 @@ class CustomersDestination:
         table = bigquery.Table(str(staging), schema=self.schema)
         table.expires = datetime.now(UTC) + self.staging_expiration
         self.client.create_table(table, exists_ok=True)
+        # Load jobs are named after this staging table's creation: a retry finds the jobs that filled
+        # this very table, never those of an earlier one that expired (its jobs would say "done" over an
+        # empty table).
+        staged = self._epoch(staging)
         for index, path in enumerate(files):
-            job = self._run_job(f"revcent_load_{key}_{index}",
+            job = self._run_job(f"revcent_load_{key}_{staged}_{index}",
                                 lambda job_id, p=path, i=index: self._load(p, i, job_id, staging))
             result.job_ids.append(job.job_id)
             result.rows_loaded += int(job.output_rows or 0)
@@ -247,6 +254,11 @@ class CustomersDestination:
             result.rows_inserted, result.rows_updated = stats.inserted_row_count, stats.updated_row_count
         self._drop(staging)
         return result
+
+    def _epoch(self, ref: TableRef) -> int:
+        """The table's creation time in milliseconds (distinguishes a recreated table)."""
+        created = self.client.get_table(str(ref)).created
+        return int(created.timestamp() * 1000) if created else 0
 
     def _load(self, path: Path, index: int, job_id: str, staging: TableRef) -> Any:
         config = bigquery.LoadJobConfig(
@@ -305,7 +317,7 @@ class CustomersDestination:
             except google_exceptions.GoogleAPICallError as exc:
                 reason = (job.error_result or {}).get("reason")
                 last_error = job.error_result or {"message": str(exc)}
-                if reason in TRANSIENT_REASONS:
+                if reason in TRANSIENT_REASONS or _concurrent_update(job, exc):
                     log.warning("BigQuery job %s failed transiently (%s); trying a new job", job_id, reason)
                     continue
                 raise RevCentBigQueryError(
@@ -317,6 +329,11 @@ class CustomersDestination:
             f"BigQuery jobs {base}_* failed {MAX_JOB_SUFFIXES} times; last error: {last_error}. The destination "
             f"{self.table} was not changed."
         )
+
+
+def _concurrent_update(job: Any, exc: Exception) -> bool:
+    """BigQuery aborts a DML job that collided with another one on the same table; a new job succeeds."""
+    return "concurrent update" in _job_errors(job, exc).lower()
 
 
 def _suffixed(base: str, n: int) -> str:

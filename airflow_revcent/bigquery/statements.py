@@ -7,6 +7,9 @@ so whatever happened before, an id can never appear twice.
 * New ids are inserted.
 * Known ids are updated only when ``_content_hash`` differs: re-running an interval whose
   customers did not change leaves every row, metadata included, exactly as it was.
+* ...and only by a newer extraction (``_extracted_at``): when two runs overlap (a daily run's
+  lookback and the weekly full refresh, say), the one that read the API last wins, whichever
+  merges last.
 * ``_first_seen_at`` is kept from the first load; ``_last_changed_at`` moves on change.
 * Rows absent from the staging table are left alone: the API can be asked for a subset
   (filters), and a customer is never deleted because one answer lacked it.
@@ -43,32 +46,34 @@ class TableRef:
     table: str
 
     @classmethod
-    def split(cls, value: object) -> tuple[str | None, str, str]:
+    def split(cls, value: object, *, name: str = "destination_table") -> tuple[str | None, str, str]:
         """Check ``[project.]dataset.table`` and return its parts (project ``None`` when absent).
 
-        :param value: the (rendered) destination_table argument.
+        :param value: the (rendered) argument.
+        :param name: the argument's name, for the error message.
         """
         text = value.strip().strip("`") if isinstance(value, str) else ""
         match = _TABLE_RE.match(text)
         if not match:
             raise RevCentConfigError(
-                f"destination_table={value!r} is not a BigQuery table name; write 'dataset.table' or "
+                f"{name}={value!r} is not a BigQuery table name; write 'dataset.table' or "
                 "'project.dataset.table' (letters, digits and underscores; no backticks needed)."
             )
         return match["project"], match["dataset"], match["table"]
 
     @classmethod
-    def parse(cls, value: object, *, default_project: str | None) -> TableRef:
+    def parse(cls, value: object, *, default_project: str | None, name: str = "destination_table") -> TableRef:
         """Parse ``[project.]dataset.table``.
 
-        :param value: the (rendered) destination_table argument.
+        :param value: the (rendered) argument.
         :param default_project: used when the value names no project.
+        :param name: the argument's name, for the error message.
         """
-        project, dataset, table = cls.split(value)
+        project, dataset, table = cls.split(value, name=name)
         project = project or default_project
         if not project:
             raise RevCentConfigError(
-                f"destination_table={value!r} names no project and the Google Cloud connection has none; "
+                f"{name}={value!r} names no project and the Google Cloud connection has none; "
                 "write 'project.dataset.table' or set the connection's 'project' extra."
             )
         return cls(project, dataset, table)
@@ -102,7 +107,11 @@ def _deduplicated(staging: TableRef) -> str:
 def _changed(destination: TableRef, staging: TableRef) -> str:
     """Staging rows (S) that are new or whose content changed, joined to their current row (T)."""
     return (f"FROM {_deduplicated(staging)} AS S LEFT JOIN {destination.sql()} AS T ON T.`id` = S.`id`\n"
-            f"  WHERE T.`id` IS NULL OR T.`_content_hash` != S.`_content_hash`")
+            f"  WHERE T.`id` IS NULL OR ({_NEWER_CHANGE.format(t='T')})")
+
+
+#: A staging row S replaces a destination row: its content differs and it was read later.
+_NEWER_CHANGE = "{t}.`_content_hash` != S.`_content_hash` AND S.`_extracted_at` > {t}.`_extracted_at`"
 
 
 def change_counts_query(destination: TableRef, staging: TableRef) -> str:
@@ -147,7 +156,7 @@ def history_script(destination: TableRef, staging: TableRef, history: TableRef, 
         f"INSERT INTO {destination.sql()} ({names})\n  SELECT {_new_values(columns)}\n"
         f"  {_changed(destination, staging)};",
         f"DELETE FROM {destination.sql()} AS D WHERE EXISTS (SELECT 1 FROM {_deduplicated(staging)} AS S "
-        f"WHERE S.`id` = D.`id` AND S.`_content_hash` != D.`_content_hash`);",
+        f"WHERE S.`id` = D.`id` AND {_NEWER_CHANGE.format(t='D')});",
         "COMMIT TRANSACTION;",
     ))
 
@@ -171,7 +180,7 @@ def merge_statement(destination: TableRef, staging: TableRef, columns: Sequence[
         f"MERGE {destination.sql()} AS T\n"
         f"USING {_deduplicated(staging)} AS S\n"
         f"ON T.`id` = S.`id`\n"
-        f"WHEN MATCHED AND T.`_content_hash` IS DISTINCT FROM S.`_content_hash` THEN UPDATE SET\n"
+        f"WHEN MATCHED AND {_NEWER_CHANGE.format(t='T')} THEN UPDATE SET\n"
         f"    {updates}\n"
         f"WHEN NOT MATCHED THEN INSERT ({names})\n"
         f"  VALUES ({values})"

@@ -32,6 +32,7 @@ from airflow_revcent import __version__
 from airflow_revcent.exceptions import (
     RevCentAPIError,
     RevCentAuthError,
+    RevCentCancelled,
     RevCentConfigError,
     RevCentRequestError,
     RevCentRetryBudgetExceeded,
@@ -318,6 +319,8 @@ class RevCentHook(HttpHook):
         }
         self.max_passes = max_passes
         self._local = threading.local()
+        # Set when a read is abandoned (the consumer failed): threads stop retrying and pausing.
+        self._cancelled = threading.Event()
         self._first_page = 1
         self._requests_lock = threading.Lock()
         #: HTTP requests sent by this hook (retries included).
@@ -346,6 +349,12 @@ class RevCentHook(HttpHook):
                 self.revcent_conn_id, ", ".join(unknown),
             )
         api_key = (conn.password or "").strip()
+        if any(not ch.isprintable() or ch.isspace() for ch in api_key):
+            # requests would refuse it with an error quoting the header, key included.
+            raise RevCentConfigError(
+                f"Connection {self.revcent_conn_id!r}: the API key contains spaces, line breaks or other "
+                "unprintable characters (was it pasted across lines?). Paste it again as one line."
+            )
         if not api_key:
             raise RevCentConfigError(
                 f"Connection {self.revcent_conn_id!r} has no API key: put your RevCent API key in its "
@@ -391,7 +400,10 @@ class RevCentHook(HttpHook):
     @cached_property
     def pacer(self) -> Pacer:
         """The pace shared by every request this hook sends."""
-        return Pacer(self.settings.max_requests_per_second or None)
+        return Pacer(self.settings.max_requests_per_second or None, sleep=self._cancellable_sleep)
+
+    def _cancellable_sleep(self, seconds: float) -> None:
+        self._cancelled.wait(seconds)
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -461,7 +473,11 @@ class RevCentHook(HttpHook):
         started = time.monotonic()
 
         def attempt() -> CustomersPage:
+            if self._cancelled.is_set():
+                raise RevCentCancelled(f"The {what} was not sent: the read was stopped.")
             sent_at = self.pacer.acquire()
+            if self._cancelled.is_set():
+                raise RevCentCancelled(f"The {what} was not sent: the read was stopped.")
             with self._requests_lock:
                 self.requests_sent += 1
             try:
@@ -478,6 +494,11 @@ class RevCentHook(HttpHook):
                 raise RevCentTransientError(
                     f"The connection to {settings.base_url} failed during the {what}: {type(exc).__name__}."
                 ) from None
+            except requests.RequestException as exc:
+                # Other request errors can quote the request's headers (the key): name the type only.
+                raise RevCentRequestError(
+                    f"The {what} could not be sent: {type(exc).__name__}. Check the connection's host and key."
+                ) from None
             try:
                 result = parse_customers_response(response.status_code, content, response.headers, what=what,
                                                   query=urlencode(params))
@@ -490,7 +511,9 @@ class RevCentHook(HttpHook):
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retry_max_attempts)
-            | tenacity.stop_before_delay(settings.retry_max_seconds),
+            | tenacity.stop_before_delay(settings.retry_max_seconds)
+            | tenacity.stop_when_event_set(self._cancelled),
+            sleep=self._cancellable_sleep,
             wait=_RetryWait(settings.retry_initial_backoff),
             retry=tenacity.retry_if_exception_type(RevCentTransientError),
             before_sleep=self._log_retry,
@@ -543,6 +566,8 @@ class RevCentHook(HttpHook):
         ]
         plan = _ReadPlan(readers)
         limit = self.settings.max_concurrency
+        self.pacer  # noqa: B018 - created here, once, before the threads that share it
+        self._cancelled.clear()
         pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="revcent")
         inflight: dict[Future[CustomersPage], tuple[int, int]] = {}
         try:
@@ -562,6 +587,8 @@ class RevCentHook(HttpHook):
                     if batch.customers or batch.finished:
                         yield batch
         finally:
+            # Stop retries and pauses at once; requests on the wire end within their read timeout.
+            self._cancelled.set()
             for future in inflight:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)

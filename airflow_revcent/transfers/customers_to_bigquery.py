@@ -22,7 +22,7 @@ from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client
 from airflow_revcent.bigquery.destination import DEFAULT_STAGING_EXPIRATION, ApplyResult, CustomersDestination
 from airflow_revcent.bigquery.statements import TableRef
 from airflow_revcent.drift import plan_promotions, promote
-from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
+from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
 from airflow_revcent.links import BigQueryTableLink
@@ -59,10 +59,19 @@ CUSTOMERS_RESOURCE = "/v2/customers"
 
 @dataclass
 class Extraction:
-    """What reading the windows found besides the customers themselves."""
+    """What reading the windows found besides the customers themselves (per window: a window read
+    again after verification reports its final numbers)."""
 
-    skipped: int = 0
-    mismatches: list[str] = field(default_factory=list)
+    skipped_by_window: dict[int, int] = field(default_factory=dict)
+    mismatch_by_window: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_by_window.values())
+
+    @property
+    def mismatches(self) -> list[str]:
+        return [self.mismatch_by_window[i] for i in sorted(self.mismatch_by_window)]
 
 
 def asset_uri(table: TableRef) -> str:
@@ -215,7 +224,8 @@ class CustomersToBigQueryOperator(BaseOperator):
             )
         if max_concurrency is not None and (type(max_concurrency) is not int or max_concurrency < 1):
             raise RevCentConfigError(f"max_concurrency={max_concurrency!r} must be an integer >= 1.")
-        if max_requests_per_second is not None and not max_requests_per_second >= 0:
+        if max_requests_per_second is not None and (
+                type(max_requests_per_second) not in (int, float) or not max_requests_per_second >= 0):
             raise RevCentConfigError(
                 f"max_requests_per_second={max_requests_per_second!r} must be >= 0 (0 means no limit)."
             )
@@ -362,12 +372,12 @@ class CustomersToBigQueryOperator(BaseOperator):
     def _destination(self, api_columns: Sequence[Column]) -> CustomersDestination:
         project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
         if self.history_table not in _UNSET:
-            TableRef.split(self.history_table)
+            TableRef.split(self.history_table, name="history_table")
         settings = read_settings(self.gcp_conn_id)
         client = make_client(settings, project=project, location=self.location or settings.location)
         table = TableRef.parse(self.destination_table, default_project=client.project)
         history = (None if self.history_table in _UNSET
-                   else TableRef.parse(self.history_table, default_project=client.project))
+                   else TableRef.parse(self.history_table, default_project=client.project, name="history_table"))
         return CustomersDestination(client, table, api_columns, location=self.location or None,
                                     staging_expiration=self.staging_expiration, history=history)
 
@@ -381,12 +391,12 @@ class CustomersToBigQueryOperator(BaseOperator):
                 writer.write(converter.convert(customer))
             if batch.finished:
                 finished.add(batch.index)
-                extraction.skipped += batch.finished.skipped
-                self._reconcile(batch.finished, extraction)
+                extraction.skipped_by_window[batch.index] = batch.finished.skipped
+                self._reconcile(batch.index, batch.finished, extraction)
                 self._log_window(batch.index, len(windows), batch.finished, writer.rows, started=started,
                                  done=len(finished))
         if extraction.mismatches and self.on_count_mismatch == "fail":
-            raise RevCentDataError(
+            raise RevCentCountMismatchError(
                 f"{len(extraction.mismatches)} window(s) read a different number of customers than the API's "
                 f"total_count: {'; '.join(extraction.mismatches)}. Nothing was loaded. Set "
                 "on_count_mismatch='warn' to load anyway."
@@ -408,12 +418,13 @@ class CustomersToBigQueryOperator(BaseOperator):
                          ", ".join(f"{p.path} {p.type}" for p in promotions))
         return {p.path: p.type for p in promotions}
 
-    def _reconcile(self, stats: WindowStats, extraction: Extraction) -> None:
+    def _reconcile(self, index: int, stats: WindowStats, extraction: Extraction) -> None:
+        extraction.mismatch_by_window.pop(index, None)
         if stats.total_count is None or stats.distinct == stats.total_count:
             return
         message = (f"window {stats.window}: the API's total_count is {stats.total_count} but {stats.distinct} "
                    "distinct customers were read")
-        extraction.mismatches.append(message)
+        extraction.mismatch_by_window[index] = message
         self.log.warning("Count mismatch: %s", message)
 
     def _load(self, context: Context, destination: CustomersDestination, read: Interval,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_revcent.exceptions import RevCentDataError
+from airflow_revcent.exceptions import RevCentCountMismatchError, RevCentDataError
 from revcent_sandbox import CustomerStore
 
 from .conftest import API_KEY, run_operator, unix
@@ -138,7 +138,7 @@ def test_count_mismatch_is_logged_or_fails_before_loading(store, static_api, bq_
         "were read"]
     assert "Count mismatch: window [2026-05-01" in capsys.readouterr().out
     bq_client.delete_table(f"demo.{table_name}")
-    with pytest.raises(RevCentDataError, match=r"1 window\(s\) read a different number .* Nothing was loaded"):
+    with pytest.raises(RevCentCountMismatchError, match=r"1 window\(s\) read a different number .* Nothing was loaded"):
         run_operator(on_count_mismatch="fail", **args)
     assert table_rows(bq_client, table_name) == []
 

@@ -147,3 +147,17 @@ def test_a_bucket_burst_is_not_mistaken_for_the_server_rate(clock):
         pacer.on_success(sent)
     pacer.on_throttle(pacer.acquire(), retry_after=1)
     assert pacer.rate == pytest.approx(DECREASE * 20)  # 20 per second at most, not 100 per second
+
+
+def test_a_thread_waiting_for_its_slot_is_paused_by_a_429_that_arrives_meanwhile(clock):
+    pacer = Pacer(1, clock=clock, sleep=clock.sleep)
+    pacer.acquire()  # slot at 100.0; the next one is at 101.0
+
+    def sleep_and_throttle(seconds: float) -> None:
+        # While this thread sleeps towards 101.0, another gets a 429 with Retry-After 5.
+        pacer._sleep = clock.sleep
+        pacer.on_throttle(100.5, retry_after=5)
+        clock.sleep(seconds)
+
+    pacer._sleep = sleep_and_throttle
+    assert pacer.acquire() >= 105.0

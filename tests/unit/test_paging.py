@@ -151,3 +151,13 @@ def test_a_window_that_keeps_growing_after_it_was_read_fails():
     reader.verify()
     with pytest.raises(RevCentWindowUnsettledError, match="kept changing after it was read"):
         reader.on_page(1, page(1, 2, [cust(1), cust(2)]))
+
+
+def test_an_api_that_consistently_lists_fewer_customers_than_it_counts_settles_with_a_shortfall():
+    reader = WindowReader(WINDOW)
+    reader.start()
+    reader.on_page(1, page(1, 3, [cust(1), cust(2)], size=3))  # says 3, lists 2
+    assert reader.on_probe_failed() == [1]  # page 0 refused: read again
+    outcome = reader.on_page(1, page(1, 3, [cust(1), cust(2)], size=3))
+    assert outcome.next_pages == [] and reader.done  # nobody new: settled, not "unsettled"
+    assert (reader.stats.distinct, reader.stats.total_count) == (2, 3)

@@ -126,3 +126,18 @@ def test_bad_pii_settings(pii, message):
 def test_bad_policy_is_refused():
     with pytest.raises(RevCentConfigError, match="on_invalid_record"):
         RecordConverter(customer_columns(), on_invalid_record="ignore")  # type: ignore[arg-type]
+
+
+def test_pii_never_leaks_through_a_type_conflict():
+    pii = PiiSettings(exclude_fields=("customer_card.first_6",), hash_fields=("customer_card.last_4", "email"),
+                      hash_key=b"k")
+    columns = apply_pii(customer_columns(), pii)
+    customer = {"id": ID, "created_date_unix": 1, "email": 12345,
+                "customer_card": {"first_6": "411111", "last_4": "4242", "type": "Visa"}}  # object, not array
+    with pytest.raises(RevCentDataError) as info:
+        RecordConverter(columns, pii=pii).convert(dict(customer))
+    assert "411111" not in str(info.value) and "4242" not in str(info.value)
+    row = RecordConverter(columns, pii=pii, on_invalid_record="keep").convert(dict(customer))
+    kept = row["_unknown_fields"]
+    assert kept["customer_card"] == {"last_4": hmac.new(b"k", b"4242", hashlib.sha256).hexdigest(), "type": "Visa"}
+    assert row["email"] == hmac.new(b"k", b"12345", hashlib.sha256).hexdigest()  # hashed whatever its type

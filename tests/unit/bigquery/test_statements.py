@@ -43,7 +43,8 @@ def test_merge_is_keyed_on_id_updates_only_changed_rows_and_keeps_first_seen():
     assert sql.startswith("MERGE `p.ds.t` AS T")
     assert "ON T.`id` = S.`id`\n" in sql
     assert "QUALIFY ROW_NUMBER() OVER (PARTITION BY `id`" in sql
-    assert "WHEN MATCHED AND T.`_content_hash` IS DISTINCT FROM S.`_content_hash` THEN UPDATE SET" in sql
+    assert ("WHEN MATCHED AND T.`_content_hash` != S.`_content_hash` AND S.`_extracted_at` > T.`_extracted_at` "
+            "THEN UPDATE SET") in sql
     update = sql.split("UPDATE SET")[1].split("WHEN NOT MATCHED")[0]
     assert "`_first_seen_at`" not in update and "`id` =" not in update
     assert "`_last_changed_at` = S.`_extracted_at`" in update
@@ -62,5 +63,5 @@ def test_history_script_is_one_transaction_reading_the_destination_before_changi
     assert kinds == ["UPDATE `p.ds.h`", "INSERT INTO", "INSERT INTO", "DELETE FROM"]
     assert "`p.ds.h`" in statements[2] and "`p.ds.t`" in statements[3]  # history first, then the table
     assert "COALESCE(T.`_first_seen_at`, S.`_extracted_at`)" in statements[3]
-    assert "S.`_content_hash` != D.`_content_hash`" in statements[4]
+    assert "D.`_content_hash` != S.`_content_hash` AND S.`_extracted_at` > D.`_extracted_at`" in statements[4]
     assert "COUNTIF(T.`id` IS NULL) AS inserted" in change_counts_query(dest, stage)
