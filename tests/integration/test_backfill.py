@@ -102,21 +102,16 @@ def test_backfill_of_ten_days_on_a_real_scheduler(airflow_env, bq_client, tmp_pa
     env, store = airflow_env
     log = tmp_path / "standalone.log"
     assert airflow(env, "db", "migrate", timeout=300).returncode == 0
+    # Serialize the DAGs and create the backfill before any Airflow process runs: SQLite allows one
+    # writer, and `backfill create` collides with the scheduler and dag-processor otherwise.
+    reserialized = airflow(env, "dags", "reserialize", timeout=300)
+    assert reserialized.returncode == 0, reserialized.stderr[-2000:]
+    created = airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", f"2026-09-{FIRST_DAY:02d}",
+                      "--to-date", f"2026-09-{FIRST_DAY + DAYS - 1:02d}", "--max-active-runs", "2",
+                      # Day by day, a lookback would re-read each day 35 times: backfills turn it off.
+                      "--dag-run-conf", json.dumps({"lookback": "P0D"}))
+    assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
     with standalone(env, log):
-        command = ("backfill", "create", "--dag-id", DAG_ID, "--from-date", f"2026-09-{FIRST_DAY:02d}",
-                   "--to-date", f"2026-09-{FIRST_DAY + DAYS - 1:02d}", "--max-active-runs", "2",
-                   # Day by day, a lookback would re-read each day 35 times: backfills turn it off.
-                   "--dag-run-conf", json.dumps({"lookback": "P0D"}))
-
-        def backfill_created() -> bool:
-            # Until the dag-processor has serialized the DAG, backfill says DagNotFound. It is created
-            # while the DAG is still paused: SQLite then has no scheduler writes to collide with.
-            result = airflow(env, *command)
-            assert result.returncode == 0 or "DagNotFound" in result.stderr, result.stderr[-2000:]
-            return result.returncode == 0
-
-        wait_for(backfill_created, "the backfill to be created", 180, log)
-
         def unpaused() -> bool:
             # `dags unpause` exits 0 even before the dag-processor has parsed the DAG; check the state.
             for dag_id in (DAG_ID, "revcent_customers_downstream"):
