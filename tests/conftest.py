@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,3 +19,23 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+
+@contextlib.contextmanager
+def running_sandboxes(api_key: str) -> Iterator[Callable[..., Any]]:
+    """A function that starts RevCent sandboxes (with ``api_key`` unless given); all stop on exit."""
+    from revcent_sandbox import SandboxServer
+
+    started: list[Any] = []
+
+    def start(store: Any, **options: Any) -> Any:
+        options.setdefault("api_key", api_key)
+        server = SandboxServer(store, **options).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

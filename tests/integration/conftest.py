@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from devtools import localbq
-from revcent_sandbox import CustomerStore, SandboxServer
+from revcent_sandbox import SandboxServer
+from tests.conftest import running_sandboxes
 
 API_KEY = "rc-test-key-7f3a9c1e5b"
 _tables = itertools.count()
@@ -54,17 +55,8 @@ def table_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sandbox() -> Iterator[Callable[..., SandboxServer]]:
     """Start sandboxes on demand; all are stopped after the test."""
-    started: list[SandboxServer] = []
-
-    def start(store: CustomerStore, **kwargs: Any) -> SandboxServer:
-        kwargs.setdefault("api_key", API_KEY)
-        server = SandboxServer(store, **kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    with running_sandboxes(API_KEY) as start:
+        yield start
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from revcent_sandbox import CustomerStore, SandboxServer
+from tests.conftest import running_sandboxes
 
 DAY = 86_400
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -51,17 +52,8 @@ def store() -> CustomerStore:
 @pytest.fixture
 def make_server() -> Iterator[ServerFactory]:
     """Start sandbox servers (API key ``API_KEY`` unless given); all stopped at teardown."""
-    started: list[SandboxServer] = []
-
-    def factory(store: CustomerStore, **options: Any) -> SandboxServer:
-        options.setdefault("api_key", API_KEY)
-        server = SandboxServer(store, **options).start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
+    with running_sandboxes(API_KEY) as start:
+        yield start
 
 
 @pytest.fixture
