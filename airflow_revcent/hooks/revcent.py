@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
@@ -451,6 +451,7 @@ class RevCentHook(HttpHook):
         limit: int = MAX_PAGE_SIZE,
         filters: CustomerFilters | None = None,
         label: str | None = None,
+        budget: tuple[int, float] | None = None,
     ) -> CustomersPage:
         """Fetch one page of ``GET /v2/customers``, paced and retried.
 
@@ -460,6 +461,7 @@ class RevCentHook(HttpHook):
         :param limit: customers per page, 1..25.
         :param filters: optional filters.
         :param label: how messages name this request (defaults to the dates and page).
+        :param budget: (attempts, seconds) instead of the connection's retry budget.
         """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise RevCentConfigError(f"page_size={limit} is outside 1..{MAX_PAGE_SIZE}, the API's limit.")
@@ -469,6 +471,8 @@ class RevCentHook(HttpHook):
         params.extend((filters or CustomerFilters()).to_params())
         what = label or f"request for date_start={date_start}, date_end={date_end}, page {page}"
         settings = self.settings
+        if budget is not None:
+            settings = replace(settings, retry_max_attempts=budget[0], retry_max_seconds=budget[1])
         url = settings.base_url + CUSTOMERS_ENDPOINT
         started = time.monotonic()
 
@@ -516,7 +520,7 @@ class RevCentHook(HttpHook):
             sleep=self._cancellable_sleep,
             wait=_RetryWait(settings.retry_initial_backoff),
             retry=tenacity.retry_if_exception_type(RevCentTransientError),
-            before_sleep=self._log_retry,
+            before_sleep=lambda state: self._log_retry(state, settings.retry_max_attempts),
             reraise=True,
         )
         try:
@@ -531,13 +535,10 @@ class RevCentHook(HttpHook):
                 status=exc.status, error_code=exc.error_code, api_message=exc.api_message,
             ) from exc
 
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+    def _log_retry(self, state: tenacity.RetryCallState, attempts: int) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait_s = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning(
-            "%s (attempt %d of %d); retrying in %.1f s",
-            exc, state.attempt_number, self.settings.retry_max_attempts, wait_s,
-        )
+        self.log.warning("%s (attempt %d of %d); retrying in %.1f s", exc, state.attempt_number, attempts, wait_s)
 
     # -- windows --------------------------------------------------------------------------------
     def iter_pages(
@@ -630,7 +631,8 @@ class RevCentHook(HttpHook):
         """Make one cheap request (one customer of the last day) and say whether it worked."""
         try:
             now = int(time.time())
-            page = self.get_customers_page(now - 86400, now, 1, limit=1, label="connection test")
+            # A short budget: the form should answer in seconds, not after ten minutes of retries.
+            page = self.get_customers_page(now - 86400, now, 1, limit=1, label="connection test", budget=(2, 15.0))
         except RevCentAuthError as exc:
             return False, f"The API key was rejected: {exc}"
         except (RevCentAPIError, RevCentConfigError) as exc:

@@ -161,3 +161,31 @@ def test_test_connection_reports_success_and_a_bad_key(store, sandbox, connectio
     connections(server, key="not-the-key-000")
     ok, message = RevCentHook().test_connection()
     assert not ok and "API key was rejected" in message and "not-the-key-000" not in message
+
+
+def test_test_connection_names_an_unreachable_host_and_a_wrong_host_quickly(monkeypatch, tmp_path):
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    from .conftest import localbq
+
+    def point(host: str) -> None:
+        monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT",
+                           json.dumps({"conn_type": "revcent", "host": host, "password": API_KEY}))
+
+    point(f"http://127.0.0.1:{localbq.free_port()}")  # nothing listens there
+    started = time.monotonic()
+    ok, message = RevCentHook().test_connection()
+    assert not ok and "The connection to http://127.0.0.1" in message and "ConnectionError" in message
+    assert time.monotonic() - started < 20
+
+    # Some other web server: a 404 page for /v2/customers.
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    web = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        point(f"http://127.0.0.1:{web.server_address[1]}")
+        ok, message = RevCentHook().test_connection()
+    finally:
+        web.shutdown()
+    assert not ok and "has no /v2/customers at this host" in message and "API root" in message
