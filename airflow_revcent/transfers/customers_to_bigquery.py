@@ -64,6 +64,10 @@ class Extraction:
 
     skipped_by_window: dict[int, int] = field(default_factory=dict)
     mismatch_by_window: dict[int, str] = field(default_factory=dict)
+    #: Unknown fields promoted to columns after the read, path -> type.
+    promoted: dict[str, str] = field(default_factory=dict)
+    #: Time spent reading the API and writing the files.
+    seconds: float = 0.0
 
     @property
     def skipped(self) -> int:
@@ -277,29 +281,40 @@ class CustomersToBigQueryOperator(BaseOperator):
         interval = self.resolve_interval(context, now=extracted_at)
         read = with_lookback(interval, self._lookback())
         windows = split_windows(read, self.window_size)
-        filters = self._filters()
-        pii = self._pii()
+        filters, pii = self._filters(), self._pii()
         self.revcent_hook.settings  # noqa: B018 - read and check the RevCent connection before BigQuery
         destination = self._destination(apply_pii(customer_columns(), pii))
-        self.resolved_destination = destination.table
         destination.prepare()
-        self.log.info("Reading RevCent customers created in %s%s: %d window(s) into %s", interval,
-                      f" and the {read.start_iso} lookback before it" if read != interval else "", len(windows),
-                      destination.table)
+        self.log.info("Reading RevCent customers created in %s (read from %s): %d window(s) into %s", interval,
+                      read.start_iso, len(windows), destination.table)
         converter = RecordConverter(destination.api_columns, on_invalid_record=self.on_invalid_record, pii=pii)
         suffix = metadata_suffix(extracted_at=extracted_at, interval_start=interval.start,
                                  interval_end=interval.end, run_id=context.get("run_id"))
         sweep_stale_dirs()
         with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes) as writer:
             extraction = self._extract(windows, filters, converter, writer, started)
-            extracted = time.monotonic()
-            promoted = self._promote(converter, destination, writer)
+            extraction.promoted = self._promote(converter, destination, writer)
             applied = self._load(context, destination, read, writer)
-        unknown = {p: n for p, n in sorted(converter.unknown_paths.items()) if p not in promoted}
+        summary = self._summary(interval=interval, read=read, windows=windows, destination=destination,
+                                writer=writer, converter=converter, extraction=extraction, applied=applied,
+                                started=started)
+        self._report_asset(context, destination.table, summary)
+        return summary
+
+    def _summary(self, *, interval: Interval, read: Interval, windows: Sequence[Window],
+                 destination: CustomersDestination, writer: NdjsonWriter, converter: RecordConverter,
+                 extraction: Extraction, applied: ApplyResult, started: float) -> dict[str, Any]:
+        """The XCom summary (small, no secrets), and the run's closing log lines."""
+        unknown = {p: n for p, n in sorted(converter.unknown_paths.items()) if p not in extraction.promoted}
         if unknown:
             self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
                              ", ".join(f"{p} ({n})" for p, n in unknown.items()))
-        summary = {
+        seconds = time.monotonic() - started
+        self.log.info("Loaded %d customers into %s (%s inserted, %s updated) in %.1f s", writer.rows,
+                      destination.table, applied.rows_inserted, applied.rows_updated, seconds)
+        self._lineage = {"base_url": self.revcent_hook.settings.base_url, "table": destination.table,
+                         "rows": writer.rows, "columns": destination.columns}
+        return {
             "destination": str(destination.table),
             "interval_start": interval.start_iso,
             "interval_end": interval.end_iso,
@@ -314,17 +329,11 @@ class CustomersToBigQueryOperator(BaseOperator):
             "skipped_records": extraction.skipped,
             "count_mismatches": extraction.mismatches,
             "unknown_fields": unknown,
-            "promoted_fields": promoted,
-            "extract_seconds": round(extracted - started, 3),
-            "load_seconds": round(time.monotonic() - extracted, 3),
-            "seconds": round(time.monotonic() - started, 3),
+            "promoted_fields": extraction.promoted,
+            "extract_seconds": round(extraction.seconds, 3),
+            "load_seconds": round(seconds - extraction.seconds, 3),
+            "seconds": round(seconds, 3),
         }
-        self.log.info("Loaded %d customers into %s (%s inserted, %s updated) in %.1f s", writer.rows,
-                      destination.table, applied.rows_inserted, applied.rows_updated, summary["seconds"])
-        self._report_asset(context, destination.table, summary)
-        self._lineage = {"base_url": self.revcent_hook.settings.base_url, "table": destination.table,
-                         "rows": writer.rows, "columns": destination.columns}
-        return summary
 
     # -- the steps ----------------------------------------------------------------------------
     def resolve_interval(self, context: Context, *, now: datetime) -> Interval:
@@ -378,6 +387,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         table = TableRef.parse(self.destination_table, default_project=client.project)
         history = (None if self.history_table in _UNSET
                    else TableRef.parse(self.history_table, default_project=client.project, name="history_table"))
+        self.resolved_destination = table  # for the extra link
         return CustomersDestination(client, table, api_columns, location=self.location or None,
                                     staging_expiration=self.staging_expiration, history=history)
 
@@ -395,6 +405,7 @@ class CustomersToBigQueryOperator(BaseOperator):
                 self._reconcile(batch.index, batch.finished, extraction)
                 self._log_window(batch.index, len(windows), batch.finished, writer.rows, started=started,
                                  done=len(finished))
+        extraction.seconds = time.monotonic() - started
         if extraction.mismatches and self.on_count_mismatch == "fail":
             raise RevCentCountMismatchError(
                 f"{len(extraction.mismatches)} window(s) read a different number of customers than the API's "
