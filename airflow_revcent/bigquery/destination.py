@@ -139,7 +139,8 @@ class CustomersDestination:
         except google_exceptions.NotFound:
             new = bigquery.Dataset(self.table.dataset_id)
             new.location = self.requested_location or self.client.location or DEFAULT_LOCATION
-            dataset = self.client.create_dataset(new, exists_ok=True)
+            dataset = self._create(lambda: self.client.create_dataset(new, exists_ok=True),
+                                   lambda: self.client.get_dataset(self.table.dataset_id))
             log.info("Created dataset %s in %s", self.table.dataset_id, dataset.location)
         actual = dataset.location or DEFAULT_LOCATION
         if self.requested_location and actual.lower() != self.requested_location.lower():
@@ -149,6 +150,18 @@ class CustomersDestination:
                 "the dataset's), or choose a destination_table in a dataset of that location."
             )
         self.location = actual
+
+    @staticmethod
+    def _create(create: Any, get: Any) -> Any:
+        """Create an object; if that fails because a concurrent run created it first (a conflict, or a
+        server that reports the collision another way), use theirs."""
+        try:
+            return create()
+        except google_exceptions.GoogleAPICallError as error:
+            try:
+                return get()
+            except google_exceptions.GoogleAPICallError:
+                raise error from None
 
     def _check_location(self, dataset_id: str) -> None:
         try:
@@ -177,7 +190,8 @@ class CustomersDestination:
                                                                 field=partition)
             table.clustering_fields = list(CLUSTERING_FIELDS)
             table.description = description
-            self.client.create_table(table, exists_ok=True)
+            self._create(lambda: self.client.create_table(table, exists_ok=True),
+                         lambda: self.client.get_table(str(ref)))
             log.info("Created table %s (partitioned by DAY on %s)", ref, partition)
             return []
         diff = diff_schema(schema, existing.schema)
@@ -332,8 +346,12 @@ class CustomersDestination:
 
 
 def _concurrent_update(job: Any, exc: Exception) -> bool:
-    """BigQuery aborts a DML job that collided with another one on the same table; a new job succeeds."""
-    return "concurrent update" in _job_errors(job, exc).lower()
+    """A DML job aborted because another one wrote the same table at the same time; a new job succeeds.
+
+    BigQuery says "concurrent update"; the local BigQuery-API server (DuckLake) says "failed to commit".
+    """
+    errors = _job_errors(job, exc).lower()
+    return "concurrent update" in errors or "failed to commit" in errors
 
 
 def _suffixed(base: str, n: int) -> str:
