@@ -58,3 +58,17 @@ def test_a_promoted_column_is_an_api_column_next_time_and_a_conflict_is_reported
     converter = RecordConverter(columns, on_invalid_record="keep")
     row = converter.convert({"id": "z", "created_date_unix": 1, "loyalty_tier": 5})
     assert row["_unknown_fields"] == {"loyalty_tier": 5} and converter.invalid_paths == {"loyalty_tier": 1}
+
+
+def test_promoted_float_columns_are_checked_and_conflicts_name_the_right_type():
+    columns = add_columns(customer_columns(), [Promotion("score", "FLOAT")])
+    converter = RecordConverter(columns)
+    assert converter.convert({"id": "f", "created_date_unix": 1, "score": 0.1234567891})["score"] == 0.1234567891
+    import pytest
+
+    from airflow_revcent.exceptions import RevCentDataError
+
+    with pytest.raises(RevCentDataError, match=r"field score is 'high' .* the spec says FLOAT"):
+        converter.convert({"id": "f", "created_date_unix": 1, "score": "high"})
+    with pytest.raises(RevCentDataError, match=r"field lifetime_value.all.amount_gross is 'x' .* says NUMERIC"):
+        converter.convert({"id": "f", "created_date_unix": 1, "lifetime_value": {"all": {"amount_gross": "x"}}})
