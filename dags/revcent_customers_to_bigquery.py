@@ -8,8 +8,10 @@
 * Destination: the Airflow Variable ``revcent_customers_table`` (default ``revcent.customers``),
   read when the task renders, never while the file is parsed.
 * Connections: ``revcent_default`` (password = API key) and ``google_cloud_default``.
-* Each run re-reads a 35-day lookback before its day and updates customers that changed (param
-  ``lookback``); ``revcent_customers_full_refresh`` re-reads all history weekly.
+* Each scheduled run also re-reads the 35 days before its day and updates customers that changed;
+  a run you ask for (a ``date_start``/``date_end`` range, a backfill, a manual trigger) reads
+  exactly its interval unless it is given the param ``lookback``.
+  ``revcent_customers_full_refresh`` re-reads all history weekly.
 * Each load is reported on the asset alias ``revcent_customers`` (resolving to
   ``bigquery://project/dataset/table``): ``revcent_customers_downstream`` runs after it.
 """
@@ -22,6 +24,17 @@ import pendulum
 from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
+
+# A scheduled run re-reads the customers created in the 35 days before its day and updates those
+# that changed: that covers the first monthly renewal and most refunds and chargebacks, for about
+# 36 days of requests a day. Older changes come from the weekly full refresh. A run someone asks for
+# (an explicit range, a backfill, a manual trigger) reads exactly what was asked: a backfill day by
+# day would otherwise re-read every day 35 times, and a range would land customers outside it.
+_SCHEDULED_LOOKBACK = "P35D"
+_LOOKBACK = (
+    "{{ params.lookback or ('" + _SCHEDULED_LOOKBACK + "' if dag_run.run_type == 'scheduled'"
+    " and not (params.date_start or params.date_end) else 'P0D') }}"
+)
 
 _DATE_HELP = (
     "ISO-8601 date (midnight UTC) or date-time with offset, e.g. 2025-01-01 or 2025-01-01T06:00:00Z. "
@@ -46,11 +59,14 @@ with DAG(
     params={
         "date_start": Param(None, type=["null", "string"], description=_DATE_HELP),
         "date_end": Param(None, type=["null", "string"], description=_DATE_HELP),
-        # Each run also re-reads the customers created in the 35 days before its interval and updates
-        # those that changed: it covers the first monthly renewal, and most refunds and chargebacks,
-        # for about 36 days of requests per run. Older changes are picked up by the weekly full refresh
-        # (revcent_customers_full_refresh). "P0D" turns it off.
-        "lookback": Param("P35D", type="string", description="ISO-8601 duration, e.g. P35D or P0D."),
+        # Unset: scheduled runs re-read the 35 days before their interval (_SCHEDULED_LOOKBACK), every
+        # other run reads exactly its interval. Set, it applies to the run as given.
+        "lookback": Param(
+            None,
+            type=["null", "string"],
+            description="ISO-8601 duration, e.g. P45D or P0D. Default: P35D for scheduled runs, "
+            "none for ranges, backfills and manual runs.",
+        ),
     },
     tags=["revcent", "bigquery"],
     doc_md=__doc__,
@@ -60,7 +76,7 @@ with DAG(
         destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
         date_start="{{ params.date_start or '' }}",
         date_end="{{ params.date_end or '' }}",
-        lookback="{{ params.lookback }}",
+        lookback=_LOOKBACK,
         # The table is known when the task runs; downstream DAGs schedule on this alias
         # (dags/revcent_customers_downstream.py).
         outlets=[AssetAlias("revcent_customers")],

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -76,10 +77,34 @@ def test_dag_parses_with_one_day_intervals_and_no_catchup():
     assert "destination_table" in task.template_fields
 
 
+@pytest.mark.parametrize(("run_type", "params", "lookback"), [
+    ("scheduled", {}, "P35D"),  # the daily schedule keeps earlier days current
+    ("scheduled", {"lookback": "P45D"}, "P45D"),
+    ("scheduled", {"date_start": "2025-01-01", "date_end": "2025-02-01"}, "P0D"),
+    ("backfill", {}, "P0D"),  # a backfill reads exactly its days
+    ("backfill", {"lookback": "P7D"}, "P7D"),
+    ("manual", {"date_start": "2025-01-01", "date_end": "2025-02-01"}, "P0D"),  # a range is exactly that
+    ("manual", {}, "P0D"),
+    ("manual", {"date_start": "2025-01-01", "date_end": "2025-02-01", "lookback": "P30D"}, "P30D"),
+])
+def test_the_sample_dag_looks_back_only_on_scheduled_runs_unless_asked(run_type, params, lookback):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    dag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags")).dags["revcent_customers_to_bigquery"]
+    task = dag.get_task("customers_to_bigquery")
+    given = {"date_start": None, "date_end": None, "lookback": None, **params}
+    rendered = dag.get_template_env().from_string(task.lookback).render(
+        params=given, dag_run=SimpleNamespace(run_type=DagRunType(run_type)))
+    assert rendered == lookback
+    assert dag.params["lookback"] is None  # unset unless a run gives it
+
+
 def test_dags_test_with_a_date_range_param_lands_the_range_twice_without_duplicates(
     migrated, sandbox, bigquery_server, bq_client, monkeypatch,
 ):
-    store = CustomerStore(seed=21, count=500, start=unix(2025, 1, 1), end=unix(2025, 9, 1))
+    # Customers before the first range too: a range run must not look back and land them.
+    store = CustomerStore(seed=21, count=500, start=unix(2024, 11, 15), end=unix(2025, 9, 1))
     # A hostile API too: every fault kind but hangs, on 30% of attempts.
     server = sandbox(store, faults=FaultPlan.mixed(seed=9, rate=0.3, slow_ms=100))
     env = dict(os.environ)
