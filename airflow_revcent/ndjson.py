@@ -120,6 +120,9 @@ class NdjsonWriter:
         self.rows = 0
         self.bytes = 0
         self._digest = 0
+        #: The earliest and latest ``created_date_unix`` written: the partitions the load touches.
+        self.created_min: int | None = None
+        self.created_max: int | None = None
         self._handle: IO[bytes] | None = None
         self._file_bytes = 0
         self._generation = 0
@@ -127,6 +130,11 @@ class NdjsonWriter:
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (the API part; metadata is added here)."""
         text = canonical_json(row)
+        created = row["created_date_unix"]
+        if self.created_min is None or created < self.created_min:
+            self.created_min = created
+        if self.created_max is None or created > self.created_max:
+            self.created_max = created
         content_hash = hashlib.sha256(text).hexdigest()
         self._digest = (self._digest + int(content_hash, 16)) % _MOD
         line = b"".join((
@@ -159,6 +167,7 @@ class NdjsonWriter:
         that promotes fields to columns after reading them."""
         old = self.flush()
         self.files, self.rows, self.bytes, self._digest = [], 0, 0, 0
+        self.created_min = self.created_max = None
         self._generation += 1
         for path in old:
             with path.open("rb") as lines:

@@ -1,18 +1,42 @@
-"""The customers table in BigQuery: dataset and table set-up, staging load jobs, the final MERGE.
+"""The customers table in BigQuery: dataset and table set-up, staging load jobs, the applying transaction.
 
-Nothing here touches the destination until the single MERGE at the end, so a run that fails
-anywhere before it (extraction, upload, load job) leaves the destination as it was.
+Nothing here touches the destination until the one transaction at the end
+(:func:`~airflow_revcent.bigquery.statements.apply_script`), so a run that fails anywhere before it
+(extraction, upload, load job) or inside it leaves the destination as it was.
 
-Jobs get deterministic ids derived from the load's content key: a retried task that finds its
-load or MERGE job already submitted waits for it (or takes its result) instead of running it
-again, and a MERGE that already succeeded is never applied a second time. A job id that failed
-in an earlier attempt is never reused: the next free suffix is taken.
+What follows BigQuery's documented rules rather than the local server's leniency:
+
+* **STRUCTs by position.** Each staging table is created with the schema of the table it feeds
+  (same nested fields in the same order, the fields this run does not write included), so every
+  ``SET rec = S.rec`` copies like onto like. NDJSON loads match fields by name, so the files need
+  not know that order. The columns the pipeline writes are those the pipeline and the table both
+  have; a value the table has no column for goes to ``_unknown_fields``.
+* **Attempts.** Every task attempt loads into its own staging table, under load job ids named by
+  the file's content: a retry never reattaches to an earlier attempt's loads (whose files held
+  other pages). The applying job's id is derived from the load's content and the destination's
+  creation time; a retry first looks for an earlier attempt's job (waits for it if still running,
+  and does not apply the load again if it succeeded), then runs its own under ids of its own, so
+  a run whose earlier attempts failed can always be retried once the cause is fixed.
+* **Transient failures** of any API call (5xx, ``backendError``, ``rateLimitExceeded``, dropped
+  connections) are retried with backoff by the client (:data:`API_RETRY`); a failed job whose
+  reason is transient, or that lost to a concurrent writer ("Could not serialize access",
+  "Transaction is aborted due to concurrent update", "Too many DML statements outstanding"), is
+  run again as a new job after a jittered backoff, within :data:`JOB_ATTEMPTS` and
+  :data:`JOB_BUDGET_SECONDS`. Any other job failure fails at once, naming the job and table.
+* **Expiration.** A dataset's default table and partition expirations would apply to a new table
+  and delete customers silently: the pipeline clears them on every table it creates (staging
+  tables excepted, which expire on purpose) and says so in the log.
+* **Clustering** uses only the columns the new table has.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,23 +45,41 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
+from google.cloud.bigquery.retry import DEFAULT_RETRY
 
-from airflow_revcent.bigquery.schema import add_missing, diff_schema, from_schema_fields, to_schema_fields
+from airflow_revcent.bigquery.schema import (
+    add_missing,
+    diff_schema,
+    from_schema_fields,
+    restrict_columns,
+    same_shape,
+    staging_schema,
+    to_schema_fields,
+)
 from airflow_revcent.bigquery.statements import (
     STAGING_PREFIX,
     TableRef,
+    apply_script,
     change_counts_query,
-    history_script,
-    merge_statement,
+    lock_init_statement,
+    partition_steps,
 )
 from airflow_revcent.drift import Promotion, add_columns, with_promoted
 from airflow_revcent.exceptions import RevCentBigQueryError
-from airflow_revcent.schema import HISTORY_COLUMNS, PARTITION_COLUMN, Column, find_column, table_columns
+from airflow_revcent.schema import (
+    HISTORY_COLUMNS,
+    METADATA_COLUMNS,
+    PARTITION_COLUMN,
+    Column,
+    find_column,
+    table_columns,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCATION = "US"
 DEFAULT_STAGING_EXPIRATION = timedelta(days=1)
+#: Preferred clustering of a new table; only the columns the table has are used.
 CLUSTERING_FIELDS = ("campaign_id", "status", "id")
 TABLE_DESCRIPTION = (
     "RevCent customers (GET /v2/customers), one row per customer id, loaded by airflow-provider-revcent. "
@@ -47,12 +89,30 @@ HISTORY_DESCRIPTION = (
     "Every version of every RevCent customer (type 2): _valid_from/_valid_to/_is_current, written by "
     "airflow-provider-revcent in the same transaction as the customers table."
 )
-#: Job failure reasons worth another job (BigQuery's own transient failures, and a DML job aborted by
-#: a concurrent update of the same table); any other reason (invalid data, schema, permissions) fails
-#: the task with BigQuery's message.
+LOCK_DESCRIPTION = (
+    "One row that every airflow-provider-revcent write to the customers table updates first, so BigQuery "
+    "never runs two writes to it at once. Do not delete."
+)
+LOCK_SCHEMA = [
+    SchemaField("revision", "INTEGER", description="How many writes have been applied."),
+    SchemaField("run_id", "STRING", description="The Airflow run that wrote last."),
+    SchemaField("updated_at", "TIMESTAMP", description="When."),
+]
+#: Job failure reasons worth another job (BigQuery's own transient failures).
 TRANSIENT_REASONS = frozenset({"backendError", "internalError", "jobBackendError", "jobInternalError",
-                               "rateLimitExceeded"})
-MAX_JOB_SUFFIXES = 5
+                               "rateLimitExceeded", "jobRateLimitExceeded", "backendErrorRetry"})
+#: Messages of a job that lost to a concurrent writer of the same table: another job will succeed.
+CONCURRENCY_MESSAGES = ("could not serialize access", "concurrent update", "too many dml statements outstanding",
+                        "failed to commit")
+#: How many jobs, and for how long, one step (a load, the transaction) may try.
+JOB_ATTEMPTS = 8
+JOB_BUDGET_SECONDS = 900.0
+#: A job that was accepted (409) may take a moment to be visible to jobs.get.
+JOB_VISIBLE_SECONDS = 30.0
+#: Every API call is retried on BigQuery's transient errors, and on any 5xx.
+API_RETRY = DEFAULT_RETRY.with_predicate(
+    lambda exc: DEFAULT_RETRY._predicate(exc) or isinstance(exc, google_exceptions.ServerError)
+).with_deadline(300.0)
 
 
 @dataclass
@@ -64,6 +124,28 @@ class ApplyResult:
     rows_inserted: int | None = None
     rows_updated: int | None = None
     already_applied: bool = False
+    #: Statements of the transaction (one per step and table), for the summary.
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class Load:
+    """One extraction to apply.
+
+    :param files: newline-delimited JSON files whose rows match the written columns.
+    :param key: names the content (same content, run and destination: same key).
+    :param first_created: the earliest ``_created_at`` among the rows.
+    :param last_created: the latest.
+    :param attempt: the task's try number; each attempt stages its own rows.
+    :param run_id: the Airflow run, recorded on the lock row.
+    """
+
+    files: Sequence[Path]
+    key: str
+    first_created: datetime
+    last_created: datetime
+    attempt: int = 1
+    run_id: str | None = None
 
 
 class CustomersDestination:
@@ -90,36 +172,55 @@ class CustomersDestination:
     ) -> None:
         self.client = client
         self.table = table
+        self.wanted_columns = tuple(api_columns)
         self._set_api_columns(api_columns)
         self.requested_location = location
         self.location: str | None = location
         self.staging_expiration = staging_expiration
         self.history = history
+        self._dataset_defaults: list[str] = []
+        self._schemas: dict[TableRef, list[SchemaField]] = {}
 
     # -- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Make sure the dataset and table exist with a compatible schema; clear expired staging tables."""
+        """Make sure the dataset, table, lock and history exist with compatible schemas; clear expired
+        staging tables; settle the columns this run writes."""
         self._ensure_dataset()
         existing = self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
         if existing:
             # Fields promoted by earlier runs are API columns now: write them, or values would flip
             # between the column and _unknown_fields from run to run.
-            self._set_api_columns(with_promoted(self.api_columns, from_schema_fields(existing)))
+            self.wanted_columns = with_promoted(self.wanted_columns, from_schema_fields(existing))
         self._ensure_history()
+        self._ensure_lock()
+        self._settle_columns()
         self._drop_stale_staging()
 
     def add_api_columns(self, promotions: Sequence[Promotion]) -> list[Promotion]:
         """Add promoted fields as nullable columns to the destination (and history) table; return those the
         table really has afterwards (a server that cannot add a field inside a RECORD leaves it out, and
         its values then stay in _unknown_fields rather than being lost)."""
-        before = self.api_columns
-        wanted = add_columns(before, promotions)
+        wanted = add_columns(self.wanted_columns, promotions)
         self._ensure_table(self.table, to_schema_fields(table_columns(wanted)), PARTITION_COLUMN, TABLE_DESCRIPTION)
-        actual = from_schema_fields(self.client.get_table(str(self.table)).schema)
-        confirmed = [p for p in promotions if find_column(actual, p.path.replace("[]", "")) is not None]
-        self._set_api_columns(add_columns(before, confirmed))
+        self.wanted_columns = wanted
         self._ensure_history()
-        return confirmed
+        self._settle_columns()
+        return [p for p in promotions if find_column(self.api_columns, p.path.replace("[]", "")) is not None]
+
+    def _settle_columns(self) -> None:
+        """Write what the pipeline wants and the table (and history) really has, in the pipeline's terms."""
+        self._schemas = {self.table: self._get_table(self.table).schema}
+        have = from_schema_fields(self._schemas[self.table])
+        if self.history is not None:
+            self._schemas[self.history] = self._get_table(self.history).schema
+            have = restrict_columns(have, from_schema_fields(self._schemas[self.history]))
+        self._set_api_columns(restrict_columns(self.wanted_columns, have))
+        lost = [c.name for c in METADATA_COLUMNS if find_column(have, c.name) is None]
+        if lost:
+            raise RevCentBigQueryError(
+                f"Table {self.table} lacks columns the pipeline needs and could not add them: {', '.join(lost)}. "
+                "Add them (see docs/reference.md for their types) or load into a new table."
+            )
 
     def _set_api_columns(self, api_columns: Sequence[Column]) -> None:
         self.api_columns = tuple(api_columns)
@@ -130,17 +231,35 @@ class CustomersDestination:
         if self.history is not None:
             if self.history.dataset_id != self.table.dataset_id:
                 self._check_location(self.history.dataset_id)
-            self._ensure_table(self.history, to_schema_fields((*self.columns, *HISTORY_COLUMNS)), "_valid_from",
-                               HISTORY_DESCRIPTION)
+            self._ensure_table(self.history, to_schema_fields((*table_columns(self.wanted_columns),
+                                                               *HISTORY_COLUMNS)),
+                               "_valid_from", HISTORY_DESCRIPTION)
+
+    def _ensure_lock(self) -> None:
+        lock = self.table.lock()
+        try:
+            self.client.get_table(str(lock), retry=API_RETRY)
+        except google_exceptions.NotFound:
+            table = bigquery.Table(str(lock), schema=LOCK_SCHEMA)
+            table.description = LOCK_DESCRIPTION
+            self._create(lambda: self.client.create_table(table, exists_ok=True, retry=API_RETRY),
+                         lambda: self.client.get_table(str(lock), retry=API_RETRY))
+            self._clear_inherited_expiration(lock)
+        # The lock only serializes writers while it has a row to update (tabledata.list costs nothing).
+        if not list(self.client.list_rows(str(lock), max_results=1, selected_fields=LOCK_SCHEMA[:1],
+                                          retry=API_RETRY)):
+            self._run_job(f"revcent_lock_init_{self._epoch(lock)}", lambda job_id: self.client.query(
+                lock_init_statement(lock),
+                job_id=job_id, location=self.location, job_retry=None, retry=API_RETRY))
 
     def _ensure_dataset(self) -> None:
         try:
-            dataset = self.client.get_dataset(self.table.dataset_id)
+            dataset = self.client.get_dataset(self.table.dataset_id, retry=API_RETRY)
         except google_exceptions.NotFound:
             new = bigquery.Dataset(self.table.dataset_id)
             new.location = self.requested_location or self.client.location or DEFAULT_LOCATION
-            dataset = self._create(lambda: self.client.create_dataset(new, exists_ok=True),
-                                   lambda: self.client.get_dataset(self.table.dataset_id))
+            dataset = self._create(lambda: self.client.create_dataset(new, exists_ok=True, retry=API_RETRY),
+                                   lambda: self.client.get_dataset(self.table.dataset_id, retry=API_RETRY))
             log.info("Created dataset %s in %s", self.table.dataset_id, dataset.location)
         actual = dataset.location or DEFAULT_LOCATION
         if self.requested_location and actual.lower() != self.requested_location.lower():
@@ -150,9 +269,10 @@ class CustomersDestination:
                 "the dataset's), or choose a destination_table in a dataset of that location."
             )
         self.location = actual
+        self._dataset_defaults = _expiration_defaults(dataset)
 
     @staticmethod
-    def _create(create: Any, get: Any) -> Any:
+    def _create(create: Callable[[], Any], get: Callable[[], Any]) -> Any:
         """Create an object; if that fails because a concurrent run created it first (a conflict, or a
         server that reports the collision another way), use theirs."""
         try:
@@ -165,11 +285,11 @@ class CustomersDestination:
 
     def _check_location(self, dataset_id: str) -> None:
         try:
-            dataset = self.client.get_dataset(dataset_id)
+            dataset = self.client.get_dataset(dataset_id, retry=API_RETRY)
         except google_exceptions.NotFound:
             new = bigquery.Dataset(dataset_id)
             new.location = self.location
-            self.client.create_dataset(new, exists_ok=True)
+            self.client.create_dataset(new, exists_ok=True, retry=API_RETRY)
             return
         if (dataset.location or DEFAULT_LOCATION).lower() != (self.location or DEFAULT_LOCATION).lower():
             raise RevCentBigQueryError(
@@ -178,107 +298,160 @@ class CustomersDestination:
                 "destination."
             )
 
+    def _get_table(self, ref: TableRef) -> Any:
+        return self.client.get_table(str(ref), retry=API_RETRY)
+
     def _ensure_table(
         self, ref: TableRef, schema: list[SchemaField], partition: str, description: str
     ) -> list[SchemaField]:
         """Create the table, or check and extend an existing one; return the existing schema ([] if new)."""
-        try:
-            existing = self.client.get_table(str(ref))
-        except google_exceptions.NotFound:
-            table = bigquery.Table(str(ref), schema=schema)
-            table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
-                                                                field=partition)
-            table.clustering_fields = list(CLUSTERING_FIELDS)
-            table.description = description
-            self._create(lambda: self.client.create_table(table, exists_ok=True),
-                         lambda: self.client.get_table(str(ref)))
-            log.info("Created table %s (partitioned by DAY on %s)", ref, partition)
-            return []
-        diff = diff_schema(schema, existing.schema)
-        if diff.conflicts:
-            raise RevCentBigQueryError(
-                f"Table {ref} exists with a schema that conflicts with the customers schema: "
-                f"{'; '.join(diff.conflicts)}. Load into another table, or fix or drop those columns (the "
-                "expected schema is in docs/reference.md)."
-            )
-        if diff.missing:
+        for _ in range(JOB_ATTEMPTS):
+            try:
+                existing = self._get_table(ref)
+            except google_exceptions.NotFound:
+                self._create_table(ref, schema, partition, description)
+                return []
+            diff = diff_schema(schema, existing.schema)
+            if diff.conflicts:
+                raise RevCentBigQueryError(
+                    f"Table {ref} exists with a schema that conflicts with the customers schema: "
+                    f"{'; '.join(diff.conflicts)}. Load into another table, or fix or drop those columns (the "
+                    "expected schema is in docs/reference.md)."
+                )
+            if not diff.missing:
+                return list(existing.schema)
             existing.schema = add_missing(existing.schema, schema)
-            self.client.update_table(existing, ["schema"])
+            try:
+                # The etag makes this a compare-and-set: a concurrent change answers 412 and we look again.
+                self.client.update_table(existing, ["schema"], retry=API_RETRY)
+            except google_exceptions.PreconditionFailed:
+                log.info("Table %s changed while its schema was being extended; reading it again", ref)
+                time.sleep(random.uniform(0.1, 1.0))  # noqa: S311 - jitter, not security
+                continue
             log.info("Added columns to %s: %s", ref, ", ".join(diff.missing))
-        return list(existing.schema)
+            return list(existing.schema)
+        raise RevCentBigQueryError(
+            f"Could not extend the schema of {ref}: it kept changing concurrently ({JOB_ATTEMPTS} tries). "
+            "Retry the task once other writers of the table are done."
+        )
+
+    def _create_table(self, ref: TableRef, schema: list[SchemaField], partition: str, description: str) -> None:
+        table = bigquery.Table(str(ref), schema=schema)
+        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
+                                                            field=partition)
+        names = {f.name for f in schema if f.mode != "REPEATED" and f.field_type not in ("RECORD", "STRUCT", "JSON")}
+        # BigQuery clusters on at most 4 existing top-level, non-repeated columns.
+        clustering = [c for c in CLUSTERING_FIELDS if c in names][:4]
+        table.clustering_fields = clustering or None
+        table.description = description
+        self._create(lambda: self.client.create_table(table, exists_ok=True, retry=API_RETRY),
+                     lambda: self._get_table(ref))
+        log.info("Created table %s (partitioned by DAY on %s, clustered by %s)", ref, partition,
+                 ", ".join(clustering) or "nothing")
+        self._clear_inherited_expiration(ref)
+
+    def _clear_inherited_expiration(self, ref: TableRef) -> None:
+        """A dataset's default expirations apply to every new table; customers must never expire silently."""
+        table = self._get_table(ref)
+        partitioning = table.time_partitioning
+        inherited = bool(table.expires or (partitioning and partitioning.expiration_ms))
+        if not (inherited or self._dataset_defaults):
+            return
+        fields = ["expires"]
+        table.expires = None
+        if partitioning is not None:
+            partitioning.expiration_ms = None
+            table.time_partitioning = partitioning
+            fields.append("time_partitioning")
+        self.client.update_table(table, fields, retry=API_RETRY)
+        log.warning(
+            "Dataset %s has %s; cleared them on the new table %s so its rows never expire. To expire data on "
+            "purpose, set an expiration on the table itself (ALTER TABLE ... SET OPTIONS), which the pipeline "
+            "keeps.", ref.dataset_id, " and ".join(self._dataset_defaults) or "a default expiration", ref,
+        )
 
     def _drop_stale_staging(self) -> None:
         # BigQuery removes expired tables by itself; this also clears what a killed run left in
         # servers that only hide them, without touching a concurrent run's live staging table.
         prefix = f"{STAGING_PREFIX}{self.table.table}_"
         cutoff = datetime.now(UTC) - self.staging_expiration
-        for item in self.client.list_tables(self.table.dataset_id):
+        for item in self.client.list_tables(self.table.dataset_id, retry=API_RETRY):
             if not item.table_id.startswith(prefix):
                 continue
             expires, created = item.expires, item.created
             if (expires and expires <= datetime.now(UTC)) or (created and created < cutoff):
-                self.client.delete_table(item.reference, not_found_ok=True)
+                self.client.delete_table(item.reference, not_found_ok=True, retry=API_RETRY)
                 log.info("Dropped stale staging table %s", item.table_id)
 
     # -- load and apply -----------------------------------------------------------------------
-    def apply(self, files: Sequence[Path], key: str) -> ApplyResult:
-        """Load NDJSON files into a staging table, MERGE it into the destination, drop it.
+    def apply(self, load: Load) -> ApplyResult:
+        """Load NDJSON files into this attempt's staging table(s) and apply them in one transaction.
 
-        :param files: newline-delimited JSON files whose rows match the table's schema.
-        :param key: identifies this load's content (same content and run, same key).
+        :param load: the files and what names them.
         """
         result = ApplyResult()
-        # The destination's creation time is part of the MERGE's id: a table dropped and recreated since
+        # The destination's creation time is part of the job's id: a table dropped and recreated since
         # (a repair) gets the load again, while a retry against the same table is not applied twice.
-        merge_base = f"revcent_merge_{key}_{self._epoch(self.table)}"
-        done = self._find_done(merge_base)
-        staging = self.table.staging(key)
+        apply_base = f"revcent_apply_{load.key}_{self._epoch(self.table)}"
+        done = self._find_applied(apply_base, load.attempt)
         if done is not None:
-            log.info("MERGE job %s already applied this load; not applying it again", done.job_id)
+            log.info("BigQuery job %s already applied this load; not applying it again", done.job_id)
             result.job_ids.append(done.job_id)
             result.already_applied = True
-            self._drop(staging)
             return result
-        table = bigquery.Table(str(staging), schema=self.schema)
-        table.expires = datetime.now(UTC) + self.staging_expiration
-        self.client.create_table(table, exists_ok=True)
-        # Load jobs are named after this staging table's creation: a retry finds the jobs that filled
-        # this very table, never those of an earlier one that expired (its jobs would say "done" over an
-        # empty table).
-        staged = self._epoch(staging)
-        for index, path in enumerate(files):
-            job = self._run_job(f"revcent_load_{key}_{staged}_{index}",
-                                lambda job_id, p=path, i=index: self._load(p, i, job_id, staging))
-            result.job_ids.append(job.job_id)
-            result.rows_loaded += int(job.output_rows or 0)
+        steps = partition_steps(load.first_created, load.last_created)
         names = [c.name for c in self.columns]
-        if self.history is None:
-            sql = merge_statement(self.table, staging, names)
-        else:
-            # A script reports no DML counts: count the changes first (read-only, same snapshot).
-            counts = next(iter(self.client.query(change_counts_query(self.table, staging), location=self.location,
-                                                 job_retry=None).result()))
-            result.rows_inserted, result.rows_updated = int(counts["inserted"]), int(counts["updated"])
-            sql = history_script(self.table, staging, self.history, names)
-        merge = self._run_job(merge_base, lambda job_id: self.client.query(
-            sql, job_id=job_id, location=self.location, job_retry=None))
-        result.job_ids.append(merge.job_id)
-        stats = getattr(merge, "dml_stats", None)
-        if stats is not None:
-            result.rows_inserted, result.rows_updated = stats.inserted_row_count, stats.updated_row_count
-        self._drop(staging)
+        staging = self._stage(self.table, load, names, result)
+        history_staging = None
+        if self.history is not None:
+            history_schema = self._schemas[self.history]
+            history_staging = (staging if same_shape(self._schemas[self.table], history_schema, names)
+                               else self._stage(self.history, load, names, result))
+        try:
+            counts = next(iter(self.client.query(
+                change_counts_query(self.table, staging, steps), location=self.location, job_retry=None,
+                retry=API_RETRY).result(retry=API_RETRY)))
+            result.rows_inserted, result.rows_updated = int(counts["inserted"] or 0), int(counts["updated"] or 0)
+            sql = apply_script(self.table, staging, names, steps, run_id=load.run_id, history=self.history,
+                               history_staging=history_staging)
+            job = self._run_job(f"{apply_base}_t{load.attempt}", lambda job_id: self.client.query(
+                sql, job_id=job_id, location=self.location, job_retry=None, retry=API_RETRY))
+            result.job_ids.append(job.job_id)
+            result.steps = len(steps)
+        finally:
+            for table in {staging, history_staging} - {None}:
+                assert table is not None
+                self._drop(table)
         return result
+
+    def _stage(self, target: TableRef, load: Load, names: Sequence[str], result: ApplyResult) -> TableRef:
+        """This attempt's staging table, shaped like ``target``, filled with the load's files."""
+        staging = target.staging(f"{load.key}_a{load.attempt}")
+        schema = staging_schema(self._schemas[target], names)
+        table = bigquery.Table(str(staging), schema=schema)
+        table.expires = datetime.now(UTC) + self.staging_expiration
+        self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
+        self.client.create_table(table, retry=API_RETRY)
+        staged = self._epoch(staging)
+        for path in load.files:
+            # Named by what the file holds: the same attempt resubmitting a file reattaches; nothing else does.
+            digest = _file_digest(path)
+            job = self._run_job(f"revcent_load_{staged}_{digest}",
+                                functools.partial(self._load, path, staging=staging, schema=schema))
+            result.job_ids.append(job.job_id)
+            result.rows_loaded += int(job.output_rows or 0) if target == self.table else 0
+        return staging
 
     def _epoch(self, ref: TableRef) -> int:
         """The table's creation time in milliseconds (distinguishes a recreated table)."""
-        created = self.client.get_table(str(ref)).created
+        created = self._get_table(ref).created
         return int(created.timestamp() * 1000) if created else 0
 
-    def _load(self, path: Path, index: int, job_id: str, staging: TableRef) -> Any:
+    def _load(self, path: Path, job_id: str, *, staging: TableRef, schema: list[SchemaField]) -> Any:
         config = bigquery.LoadJobConfig(
-            schema=self.schema,
+            schema=schema,
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            write_disposition="WRITE_TRUNCATE" if index == 0 else "WRITE_APPEND",
+            write_disposition="WRITE_APPEND",
             create_disposition="CREATE_NEVER",
             max_bad_records=0,
         )
@@ -289,69 +462,124 @@ class CustomersDestination:
 
     def _drop(self, staging: TableRef) -> None:
         try:
-            self.client.delete_table(str(staging), not_found_ok=True)
+            self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
         except google_exceptions.GoogleAPICallError as exc:
             log.warning("Could not drop staging table %s (it expires by itself): %s", staging, exc)
 
     def _get_job(self, job_id: str) -> Any | None:
         try:
-            return self.client.get_job(job_id, location=self.location)
+            return self.client.get_job(job_id, location=self.location, retry=API_RETRY)
         except google_exceptions.NotFound:
             return None
 
-    def _find_done(self, base: str) -> Any | None:
-        for n in range(MAX_JOB_SUFFIXES):
-            job = self._get_job(_suffixed(base, n))
-            if job is None:
-                return None
-            if job.state == "DONE" and not job.error_result:
-                return job
+    def _find_applied(self, base: str, attempt: int) -> Any | None:
+        """An earlier attempt's applying job that succeeded (waiting for one still running), if any."""
+        for tried in range(1, attempt):
+            for n in range(JOB_ATTEMPTS):
+                job = self._get_job(_suffixed(f"{base}_t{tried}", n))
+                if job is None:
+                    break
+                if job.state != "DONE":
+                    log.info("An earlier attempt's job %s is still %s; waiting for it", job.job_id, job.state)
+                    try:
+                        job.result(retry=API_RETRY)
+                    except google_exceptions.GoogleAPICallError:
+                        continue
+                if not job.error_result:
+                    return job
         return None
 
-    def _run_job(self, base: str, submit: Any) -> Any:
-        """Run a job under the first free deterministic id, or reattach to one already submitted."""
-        last_error: Any = None
-        for n in range(MAX_JOB_SUFFIXES):
+    def _submit(self, job_id: str, submit: Callable[[str], Any]) -> Any:
+        """Submit a job under an id, or reattach to the one that id already names."""
+        try:
+            return submit(job_id)
+        except google_exceptions.Conflict:
+            pass  # submitted before (a retried request, a resumed attempt): take that job
+        except (google_exceptions.ServerError, google_exceptions.TooManyRequests, ConnectionError) as exc:
+            # The request may have reached BigQuery before the error: look before submitting again.
+            job = self._get_job(job_id)
+            if job is not None:
+                return job
+            raise _Retry(f"submitting {job_id}: {exc}") from exc
+        deadline = time.monotonic() + JOB_VISIBLE_SECONDS
+        while True:
+            job = self._get_job(job_id)
+            if job is not None:
+                log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
+                return job
+            if time.monotonic() > deadline:
+                raise _Retry(f"job {job_id} was reported as existing but never became visible")
+            time.sleep(1.0)
+
+    def _run_job(self, base: str, submit: Callable[[str], Any]) -> Any:
+        """Run a job under the first free deterministic id; run it again as a new job after a transient
+        failure or a lost race with a concurrent writer, with jittered backoff, within a budget."""
+        started = time.monotonic()
+        last_error = "no job ran"
+        for n in range(JOB_ATTEMPTS):
             job_id = _suffixed(base, n)
             job = self._get_job(job_id)
             if job is not None and job.state == "DONE" and job.error_result:
-                last_error = job.error_result
-                continue  # an earlier attempt failed under this id; ids cannot be reused
-            if job is None:
-                try:
-                    job = submit(job_id)
-                except google_exceptions.Conflict:
-                    job = self._get_job(job_id)
-                    if job is None:
-                        raise
-            else:
-                log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
+                last_error = str(job.error_result.get("message", job.error_result))
+                continue  # an earlier try failed under this id; ids cannot be reused
             try:
-                job.result()
+                if job is None:
+                    job = self._submit(job_id, submit)
+                else:
+                    log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
+                job.result(retry=API_RETRY)
+                return job
+            except _Retry as retry:
+                last_error = str(retry)
             except google_exceptions.GoogleAPICallError as exc:
-                reason = (job.error_result or {}).get("reason")
-                last_error = job.error_result or {"message": str(exc)}
-                if reason in TRANSIENT_REASONS or _concurrent_update(job, exc):
-                    log.warning("BigQuery job %s failed transiently (%s); trying a new job", job_id, reason)
-                    continue
-                raise RevCentBigQueryError(
-                    f"BigQuery job {job_id} failed: {_job_errors(job, exc)}. The destination {self.table} was not "
-                    "changed."
-                ) from None
-            return job
+                errors = _job_errors(job, exc)
+                reason = (getattr(job, "error_result", None) or {}).get("reason")
+                if not (reason in TRANSIENT_REASONS or _lost_race(errors)):
+                    raise RevCentBigQueryError(
+                        f"BigQuery job {job_id} failed: {errors}. The destination {self.table} was not changed."
+                    ) from None
+                last_error = errors
+            if time.monotonic() - started > JOB_BUDGET_SECONDS:
+                break
+            wait = random.uniform(0, min(60.0, 2.0 ** n))  # noqa: S311 - jitter, not security
+            log.warning("BigQuery job %s failed transiently (%s); a new job in %.1f s", job_id, last_error, wait)
+            time.sleep(wait)
         raise RevCentBigQueryError(
-            f"BigQuery jobs {base}_* failed {MAX_JOB_SUFFIXES} times; last error: {last_error}. The destination "
-            f"{self.table} was not changed."
+            f"BigQuery jobs {base}* failed {JOB_ATTEMPTS} times or for {JOB_BUDGET_SECONDS:.0f} s; last error: "
+            f"{last_error}. The destination {self.table} was not changed. Retry the task once the cause is fixed "
+            "(for concurrent writers: let the other run finish, or lower max_active_runs)."
         )
 
 
-def _concurrent_update(job: Any, exc: Exception) -> bool:
+class _Retry(Exception):
+    """A job step that failed in a way another try may fix (internal)."""
+
+
+def _expiration_defaults(dataset: Any) -> list[str]:
+    defaults = []
+    if getattr(dataset, "default_table_expiration_ms", None):
+        defaults.append(f"default_table_expiration_ms={dataset.default_table_expiration_ms}")
+    if getattr(dataset, "default_partition_expiration_ms", None):
+        defaults.append(f"default_partition_expiration_ms={dataset.default_partition_expiration_ms}")
+    return defaults
+
+
+def _lost_race(errors: str) -> bool:
     """A DML job aborted because another one wrote the same table at the same time; a new job succeeds.
 
-    BigQuery says "concurrent update"; the local BigQuery-API server (DuckLake) says "failed to commit".
+    BigQuery says "concurrent update" or "Too many DML statements outstanding"; the local
+    BigQuery-API server (DuckLake) says "failed to commit".
     """
-    errors = _job_errors(job, exc).lower()
-    return "concurrent update" in errors or "failed to commit" in errors
+    lowered = errors.lower()
+    return any(message in lowered for message in CONCURRENCY_MESSAGES)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]
 
 
 def _suffixed(base: str, n: int) -> str:
@@ -362,3 +590,4 @@ def _job_errors(job: Any, exc: Exception) -> str:
     errors = getattr(job, "errors", None) or []
     messages = [str(e.get("message", e)) for e in errors[:5]] or [str(exc)]
     return "; ".join(messages)
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from google.cloud.bigquery import SchemaField
 
@@ -29,6 +29,64 @@ def from_schema_fields(fields: Sequence[SchemaField]) -> tuple[Column, ...]:
     """The column tree of an existing table's schema."""
     return tuple(Column(f.name, _type(f.field_type), f.mode or "NULLABLE", f.description or "",
                         from_schema_fields(f.fields)) for f in fields)
+
+
+def restrict_columns(wanted: Sequence[Column], have: Sequence[Column]) -> tuple[Column, ...]:
+    """The columns (and nested fields) of ``wanted`` that ``have`` holds too, as ``wanted`` types them.
+
+    A field the table lacks (a server that could not add it) is then not written as a column; the
+    record converter keeps its values in ``_unknown_fields`` instead of failing the load.
+
+    :param wanted: the columns the pipeline would write.
+    :param have: the table's columns.
+    """
+    by_name = {c.name.lower(): c for c in have}
+    kept = []
+    for column in wanted:
+        match = by_name.get(column.name.lower())
+        if match is None:
+            continue
+        kept.append(replace(column, fields=restrict_columns(column.fields, match.fields)) if column.fields else column)
+    return tuple(kept)
+
+
+def _relaxed(f: SchemaField) -> SchemaField:
+    return SchemaField(f.name, f.field_type, mode="REPEATED" if f.mode == "REPEATED" else "NULLABLE",
+                       description=f.description, fields=[_relaxed(n) for n in f.fields])
+
+
+def staging_schema(target: Sequence[SchemaField], names: Sequence[str]) -> list[SchemaField]:
+    """A staging table's schema: the target's own fields for the columns written, in the target's order.
+
+    BigQuery assigns a STRUCT by position, so ``SET rec = S.rec`` is right only when both sides have
+    the same nested fields in the same order: the staging table copies the target's RECORDs whole
+    (fields this run does not write load as NULL). Nested REQUIRED fields are relaxed: the pipeline may
+    not write them.
+
+    :param target: the schema of the table the staging rows are applied to.
+    :param names: the top-level columns written (all present in ``target``).
+    """
+    wanted = {n.lower() for n in names}
+    top = [f for f in target if f.name.lower() in wanted]
+    return [SchemaField(f.name, f.field_type, mode=f.mode, description=f.description,
+                        fields=[_relaxed(n) for n in f.fields]) for f in top]
+
+
+def _shape(f: SchemaField) -> tuple[object, ...]:
+    return (f.name.lower(), _type(f.field_type), f.mode == "REPEATED", tuple(_shape(n) for n in f.fields))
+
+
+def same_shape(a: Sequence[SchemaField], b: Sequence[SchemaField], names: Sequence[str]) -> bool:
+    """Whether two tables hold the columns ``names`` with the same types, nested fields and field order
+    (so one staging table can feed both).
+
+    :param a: one table's schema.
+    :param b: the other's.
+    :param names: the top-level columns compared.
+    """
+    wanted = {n.lower() for n in names}
+    return ({_shape(f) for f in a if f.name.lower() in wanted}
+            == {_shape(f) for f in b if f.name.lower() in wanted})
 
 
 def to_schema_fields(columns: Sequence[Column]) -> list[SchemaField]:

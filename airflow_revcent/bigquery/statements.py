@@ -1,22 +1,33 @@
-"""Table names and the one statement that applies a staging table to the destination: pure strings.
+"""Table names and the transaction that applies a staging table to the destination: pure strings.
 
-The MERGE is the only step that changes the destination, and a single DML statement is atomic
-in BigQuery: it applies whole or not at all. It is keyed on ``id`` alone (not on the partition),
-so whatever happened before, an id can never appear twice.
+Every write to a destination is one multi-statement transaction (:func:`apply_script`), so a run
+either changes the destination (and its history) completely or not at all. The rules it follows
+are BigQuery's documented ones, not the local server's:
 
-* New ids are inserted.
-* Known ids are updated only when ``_content_hash`` differs: re-running an interval whose
-  customers did not change leaves every row, metadata included, exactly as it was.
-* ...and only by a newer extraction (``_extracted_at``): when two runs overlap (a daily run's
-  lookback and the weekly full refresh, say), the one that read the API last wins, whichever
-  merges last.
+* **One writer at a time.** The transaction's first statement updates the destination's lock row
+  (a one-row table beside it). BigQuery does not run two transactions that mutate rows of the same
+  table concurrently: the later one is cancelled ("Transaction is aborted due to concurrent
+  update") and retried by the pipeline. So committed writes never overlap, each sees every row
+  committed before it began, and an id already present is updated, never inserted again.
+* **Partitions.** Each statement is restricted to one step of at most
+  :data:`MAX_DAYS_PER_STATEMENT` days of ``_created_at`` (constant bounds, so BigQuery prunes to
+  those partitions, a table with ``require_partition_filter`` accepts it, and no statement
+  modifies more than 4,000 partitions, BigQuery's per-job limit). A long range (a first load of
+  many years) is several steps inside the same transaction.
+* **STRUCTs by position.** Values are copied column to column (``SET rec = S.rec``), which BigQuery
+  does by position inside a STRUCT: the staging table is built with the target table's own schema
+  (same nested fields, same order), so each nested value lands in the field of the same name.
+* New ids are inserted; known ids are updated in place (columns the pipeline does not write keep
+  their values) when the content hash differs and the staging row was read later than the
+  stored one, or when the stored row has no ``_extracted_at`` (a row written by someone else).
 * ``_first_seen_at`` is kept from the first load; ``_last_changed_at`` moves on change.
 * Rows absent from the staging table are left alone: the API can be asked for a subset
   (filters), and a customer is never deleted because one answer lacked it.
+* With change history on, the same transaction closes the current version of each changed
+  customer in the history table and appends its new one, before the destination changes.
 
-With change history on, the same changes are applied by a multi-statement transaction that also
-closes the current version of each changed customer in the history table and appends its new
-one; the transaction commits both tables or neither.
+The design assumes what the API documents: ``created_date_unix`` is when the customer was
+created, so an id keeps its ``_created_at`` and therefore its partition.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from airflow_revcent.exceptions import RevCentConfigError
 
@@ -32,9 +44,14 @@ _DATASET = r"[A-Za-z0-9_]{1,1024}"
 _TABLE = r"[\w\-]{1,1024}"
 _TABLE_RE = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})$")
 
-#: Columns the MERGE maintains itself rather than copying from staging on update.
-KEEP_ON_UPDATE = ("_first_seen_at",)
 STAGING_PREFIX = "_revcent_staging_"
+LOCK_PREFIX = "_revcent_lock_"
+PARTITION_COLUMN = "_created_at"
+#: Days of ``_created_at`` one statement may touch. BigQuery lets one job modify at most 4,000
+#: partitions; a DAY-partitioned table has one per day, and 3,650 leaves room below the limit.
+MAX_DAYS_PER_STATEMENT = 3650
+#: A transaction may modify at most 100,000 partitions in total (BigQuery's documented limit).
+MAX_DAYS_PER_TRANSACTION = 95_000
 
 
 @dataclass(frozen=True)
@@ -93,95 +110,180 @@ class TableRef:
         return TableRef(self.project, self.dataset, f"{STAGING_PREFIX}{self.table}_{key}"[:1024])
 
 
+    def lock(self) -> TableRef:
+        """The one-row table whose update serializes the destination's writers."""
+        return TableRef(self.project, self.dataset, f"{LOCK_PREFIX}{self.table}"[:1024])
+
+
+@dataclass(frozen=True)
+class Step:
+    """A half-open range of ``_created_at`` that one statement touches."""
+
+    start: datetime
+    end: datetime
+
+    def condition(self, alias: str) -> str:
+        """``alias._created_at`` within the step, with constant bounds BigQuery prunes on."""
+        # The last representable instant has no successor: that step ends inclusively.
+        below = "<=" if self.end == datetime.max.replace(tzinfo=UTC) else "<"
+        return (f"{alias}.`{PARTITION_COLUMN}` >= TIMESTAMP '{_ts(self.start)}' AND "
+                f"{alias}.`{PARTITION_COLUMN}` {below} TIMESTAMP '{_ts(self.end)}'")
+
+
+def _ts(value: datetime) -> str:
+    # Not strftime: its %Y writes year 1 as "1", which BigQuery does not read as a TIMESTAMP.
+    v = value.astimezone(UTC)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}+00"
+
+
+def partition_steps(first: datetime, last: datetime, *, max_days: int = MAX_DAYS_PER_STATEMENT) -> list[Step]:
+    """Whole UTC days from ``first``'s to ``last``'s, in steps of at most ``max_days`` days.
+
+    :param first: the earliest ``_created_at`` of the staging rows.
+    :param last: the latest.
+    :param max_days: the most days (so DAY partitions) one statement may touch.
+    """
+    if max_days < 1:
+        raise ValueError(f"max_days={max_days!r} must be >= 1")
+    first_day, last_day = first.astimezone(UTC).date(), last.astimezone(UTC).date()
+    if last_day < first_day:
+        raise ValueError(f"last={last.isoformat()} is before first={first.isoformat()}")
+    days = (last_day - first_day).days + 1
+    if days > MAX_DAYS_PER_TRANSACTION:
+        raise RevCentConfigError(
+            f"The customers to load span {first_day} to {last_day}, more days than one BigQuery transaction may "
+            f"modify partitions for ({MAX_DAYS_PER_TRANSACTION}). Load the range in parts (date_start/date_end)."
+        )
+    # The last day's end: 9999-12-31 has no next day in Python, so the bound is its last microsecond.
+    def end_of(d: date) -> datetime:
+        return (datetime.combine(d, datetime.min.time(), UTC) + timedelta(days=1) if d < date.max
+                else datetime.max.replace(tzinfo=UTC))
+
+    steps = []
+    for offset in range(0, days, max_days):
+        start_day = first_day + timedelta(days=offset)
+        stop_day = first_day + timedelta(days=min(offset + max_days, days) - 1)
+        steps.append(Step(datetime.combine(start_day, datetime.min.time(), UTC), end_of(stop_day)))
+    return steps
+
+
 def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def _deduplicated(staging: TableRef) -> str:
-    # One row per id even if a staging table ever held one twice: a MERGE whose source matches a
-    # target row twice fails outright, and a history would get two versions.
-    return (f"(SELECT * FROM {staging.sql()} WHERE TRUE "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_content_hash`) = 1)")
+def _deduplicated(staging: TableRef, step: Step) -> str:
+    # One row per id even if a staging table holds one twice (results shift while paging): the
+    # latest read wins. An UPDATE whose source matches a target row twice fails outright, and a
+    # history would get two versions.
+    return (f"(SELECT * FROM {staging.sql()} AS R WHERE {step.condition('R')}\n"
+            "    QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_extracted_at` DESC, `_content_hash`) = 1)")
 
 
-def _changed(destination: TableRef, staging: TableRef) -> str:
-    """Staging rows (S) that are new or whose content changed, joined to their current row (T)."""
-    return (f"FROM {_deduplicated(staging)} AS S LEFT JOIN {destination.sql()} AS T ON T.`id` = S.`id`\n"
-            f"  WHERE T.`id` IS NULL OR ({_NEWER_CHANGE.format(t='T')})")
+def _current(destination: TableRef, step: Step) -> str:
+    return f"(SELECT * FROM {destination.sql()} AS D WHERE {step.condition('D')})"
 
 
-#: A staging row S replaces a destination row: its content differs and it was read later.
-_NEWER_CHANGE = "{t}.`_content_hash` != S.`_content_hash` AND S.`_extracted_at` > {t}.`_extracted_at`"
+#: A staging row S replaces the stored row T: T was written without extraction metadata, or S's
+#: content differs and S was read later (whichever run commits last, the latest read wins).
+_REPLACES = ("({t}.`_extracted_at` IS NULL OR ({t}.`_content_hash` IS DISTINCT FROM S.`_content_hash` "
+             "AND S.`_extracted_at` > {t}.`_extracted_at`))")
 
 
-def change_counts_query(destination: TableRef, staging: TableRef) -> str:
-    """How many staging rows are new and how many changed (read-only)."""
-    return (f"SELECT COUNTIF(T.`id` IS NULL) AS inserted, COUNTIF(T.`id` IS NOT NULL) AS updated\n"
-            f"{_changed(destination, staging)}")
+def _changed(destination: TableRef, staging: TableRef, step: Step) -> str:
+    """Staging rows (S) of a step that are new or replace their stored row (T), joined to it."""
+    return (f"FROM {_deduplicated(staging, step)} AS S\n"
+            f"  LEFT JOIN {_current(destination, step)} AS T ON T.`id` = S.`id`\n"
+            f"  WHERE T.`id` IS NULL OR {_REPLACES.format(t='T')}")
 
 
-def _new_values(columns: Sequence[str]) -> str:
-    values = []
-    for c in columns:
-        if c == "_first_seen_at":
-            values.append("COALESCE(T.`_first_seen_at`, S.`_extracted_at`)")
-        elif c == "_last_changed_at":
-            values.append("S.`_extracted_at`")
-        else:
-            values.append(f"S.{_q(c)}")
-    return ", ".join(values)
-
-
-def history_script(destination: TableRef, staging: TableRef, history: TableRef, columns: Sequence[str]) -> str:
-    """One transaction: close changed customers' current versions, append their new versions, and
-    apply the same changes to the destination (see the module docstring).
+def change_counts_query(destination: TableRef, staging: TableRef, steps: Sequence[Step]) -> str:
+    """How many staging rows are new and how many replace a stored row (read-only).
 
     :param destination: the customers table.
     :param staging: the run's staging table.
-    :param history: the type-2 history table (the destination's columns plus ``_valid_from``,
-        ``_valid_to``, ``_is_current``).
-    :param columns: the top-level columns the pipeline writes.
+    :param steps: the steps covering the staging rows' ``_created_at``.
     """
-    names = ", ".join(_q(c) for c in columns)
-    changed_ids = f"(SELECT S.`id` {_changed(destination, staging)})"
-    # Statements run in order, and each sees the destination as the earlier ones left it: the history
-    # statements read it before it changes; the INSERT adds new versions (new hashes), then the DELETE
-    # removes exactly the rows whose hash differs from staging's: the old versions.
-    return "\n".join((
-        "BEGIN TRANSACTION;",
-        f"UPDATE {history.sql()} AS H SET `_valid_to` = (SELECT MAX(`_extracted_at`) FROM {staging.sql()}), "
-        f"`_is_current` = FALSE\n  WHERE H.`_is_current` AND H.`id` IN {changed_ids};",
-        f"INSERT INTO {history.sql()} ({names}, `_valid_from`, `_valid_to`, `_is_current`)\n"
-        f"  SELECT {_new_values(columns)}, S.`_extracted_at`, NULL, TRUE\n  {_changed(destination, staging)};",
-        f"INSERT INTO {destination.sql()} ({names})\n  SELECT {_new_values(columns)}\n"
-        f"  {_changed(destination, staging)};",
-        f"DELETE FROM {destination.sql()} AS D WHERE EXISTS (SELECT 1 FROM {_deduplicated(staging)} AS S "
-        f"WHERE S.`id` = D.`id` AND {_NEWER_CHANGE.format(t='D')});",
-        "COMMIT TRANSACTION;",
-    ))
+    parts = [f"SELECT COUNTIF(T.`id` IS NULL) AS inserted, COUNTIF(T.`id` IS NOT NULL) AS updated\n"
+             f"{_changed(destination, staging, step)}" for step in steps]
+    if len(parts) == 1:
+        return parts[0]
+    union = "\nUNION ALL\n".join(parts)
+    return f"SELECT SUM(inserted) AS inserted, SUM(updated) AS updated FROM (\n{union})"
 
 
-def merge_statement(destination: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
-    """The MERGE applying a staging table to the destination (see the module docstring).
+def _value(column: str, *, inserting: bool) -> str:
+    if column == "_first_seen_at":
+        return "S.`_extracted_at`" if inserting else "COALESCE(T.`_first_seen_at`, S.`_extracted_at`)"
+    if column == "_last_changed_at":
+        return "S.`_extracted_at`"
+    return f"S.{_q(column)}"
+
+
+def lock_statement(lock: TableRef, run_id: str | None) -> str:
+    """The statement that opens every write: mutates the lock row, so writers never overlap."""
+    run = "NULL" if run_id is None else _string_literal(run_id)
+    return (f"UPDATE {lock.sql()} SET `revision` = `revision` + 1, `run_id` = {run}, "
+            "`updated_at` = CURRENT_TIMESTAMP() WHERE TRUE;")
+
+
+def lock_init_statement(lock: TableRef) -> str:
+    """Give an empty lock table its row (concurrent first runs may both add one: any row serializes)."""
+    return (f"INSERT INTO {lock.sql()} (`revision`) SELECT 0 FROM UNNEST([1]) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {lock.sql()})")
+
+
+def _string_literal(value: str) -> str:
+    # Run ids are Airflow's (letters, digits, ':+-._T'); anything else is escaped, never trusted.
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return f"'{escaped}'"
+
+
+def apply_script(
+    destination: TableRef,
+    staging: TableRef,
+    columns: Sequence[str],
+    steps: Sequence[Step],
+    *,
+    run_id: str | None = None,
+    history: TableRef | None = None,
+    history_staging: TableRef | None = None,
+) -> str:
+    """One transaction applying a staging table to the destination (see the module docstring).
 
     :param destination: the customers table.
-    :param staging: a table with the same columns, possibly holding an id more than once.
-    :param columns: the top-level columns the pipeline writes.
+    :param staging: the run's staging table, with the destination's schema for ``columns``.
+    :param columns: the top-level columns the pipeline writes (others keep their values).
+    :param steps: steps of at most :data:`MAX_DAYS_PER_STATEMENT` days covering the staging rows.
+    :param run_id: recorded on the lock row, for whoever wonders who wrote last.
+    :param history: a type-2 history table (the destination's columns plus ``_valid_from``,
+        ``_valid_to``, ``_is_current``), or ``None``.
+    :param history_staging: the same rows as ``staging`` in a table with the history's schema
+        (``staging`` itself when the two tables' columns are alike).
     """
-    updates = ",\n    ".join(
-        f"{_q(c)} = S.{_q(c)}" if c != "_last_changed_at" else f"{_q(c)} = S.{_q('_extracted_at')}"
-        for c in columns
-        if c not in KEEP_ON_UPDATE and c != "id"
-    )
     names = ", ".join(_q(c) for c in columns)
-    values = ", ".join(f"S.{_q(c)}" for c in columns)
-    # Identifiers only: validated TableRefs and the spec's column names; no values are interpolated.
-    return (
-        f"MERGE {destination.sql()} AS T\n"
-        f"USING {_deduplicated(staging)} AS S\n"
-        f"ON T.`id` = S.`id`\n"
-        f"WHEN MATCHED AND {_NEWER_CHANGE.format(t='T')} THEN UPDATE SET\n"
-        f"    {updates}\n"
-        f"WHEN NOT MATCHED THEN INSERT ({names})\n"
-        f"  VALUES ({values})"
-    )
+    updates = ", ".join(f"{_q(c)} = {_value(c, inserting=False)}" for c in columns
+                        if c not in ("id", "_first_seen_at", PARTITION_COLUMN))
+    statements = ["BEGIN TRANSACTION;", lock_statement(destination.lock(), run_id)]
+    for step in steps:
+        if history is not None:
+            source = history_staging or staging
+            # Both history statements read the destination before this step changes it.
+            statements += [
+                f"UPDATE {history.sql()} AS H SET `_valid_to` = C.`_extracted_at`, `_is_current` = FALSE\n"
+                f"  FROM (SELECT S.`id`, S.`_extracted_at` {_changed(destination, staging, step)}) AS C\n"
+                f"  WHERE H.`_is_current` AND H.`id` = C.`id`;",
+                f"INSERT INTO {history.sql()} ({names}, `_valid_from`, `_valid_to`, `_is_current`)\n"
+                f"  SELECT {', '.join(_value(c, inserting=False) for c in columns)}, S.`_extracted_at`, NULL, TRUE\n"
+                f"  {_changed(destination, source, step)};",
+            ]
+        statements += [
+            f"UPDATE {destination.sql()} AS T SET {updates}\n"
+            f"  FROM {_deduplicated(staging, step)} AS S\n"
+            f"  WHERE T.`id` = S.`id` AND {step.condition('T')} AND {_REPLACES.format(t='T')};",
+            f"INSERT INTO {destination.sql()} ({names})\n"
+            f"  SELECT {', '.join(_value(c, inserting=True) for c in columns)}\n"
+            f"  FROM {_deduplicated(staging, step)} AS S\n"
+            f"  WHERE NOT EXISTS (SELECT 1 FROM {_current(destination, step)} AS T WHERE T.`id` = S.`id`);",
+        ]
+    statements.append("COMMIT TRANSACTION;")
+    return "\n".join(statements)

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias, BaseOperator, ExceptionRetryPolicy, RetryAction, RetryRule
 
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
-from airflow_revcent.bigquery.destination import DEFAULT_STAGING_EXPIRATION, ApplyResult, CustomersDestination
+from airflow_revcent.bigquery.destination import (
+    DEFAULT_STAGING_EXPIRATION,
+    ApplyResult,
+    CustomersDestination,
+    Load,
+)
 from airflow_revcent.bigquery.statements import TableRef
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
@@ -443,8 +448,15 @@ class CustomersToBigQueryOperator(BaseOperator):
         if not writer.rows:
             self.log.info("No customers were created in %s: nothing to load.", read)
             return ApplyResult(rows_inserted=0, rows_updated=0)
-        key = self._load_key(context, destination.table, read, writer)
-        return destination.apply(writer.flush(), key)
+        assert writer.created_min is not None
+        assert writer.created_max is not None
+        ti = context.get("ti")
+        return destination.apply(Load(
+            files=writer.flush(), key=self._load_key(context, destination.table, read, writer),
+            first_created=datetime.fromtimestamp(writer.created_min, UTC),
+            last_created=datetime.fromtimestamp(writer.created_max, UTC),
+            attempt=int(getattr(ti, "try_number", None) or 1), run_id=context.get("run_id"),
+        ))
 
     def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, *, started: float,
                     done: int) -> None:

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_revcent.bigquery.statements import TableRef, merge_statement
+from datetime import UTC, datetime
+
+from airflow_revcent.bigquery.statements import (
+    MAX_DAYS_PER_STATEMENT,
+    TableRef,
+    apply_script,
+    change_counts_query,
+    lock_statement,
+    partition_steps,
+)
 from airflow_revcent.exceptions import RevCentConfigError
 
 
@@ -37,31 +46,95 @@ def test_staging_table_lives_beside_the_destination():
     assert staging == TableRef("p", "ds", "_revcent_staging_customers_abc123")
 
 
-def test_merge_is_keyed_on_id_updates_only_changed_rows_and_keeps_first_seen():
-    sql = merge_statement(TableRef("p", "ds", "t"), TableRef("p", "ds", "s"),
-                          ["id", "email", "_content_hash", "_first_seen_at", "_last_changed_at", "_extracted_at"])
-    assert sql.startswith("MERGE `p.ds.t` AS T")
-    assert "ON T.`id` = S.`id`\n" in sql
-    assert "QUALIFY ROW_NUMBER() OVER (PARTITION BY `id`" in sql
-    assert ("WHEN MATCHED AND T.`_content_hash` != S.`_content_hash` AND S.`_extracted_at` > T.`_extracted_at` "
-            "THEN UPDATE SET") in sql
-    update = sql.split("UPDATE SET")[1].split("WHEN NOT MATCHED")[0]
-    assert "`_first_seen_at`" not in update and "`id` =" not in update
-    assert "`_last_changed_at` = S.`_extracted_at`" in update
-    assert "INSERT (`id`, `email`, `_content_hash`, `_first_seen_at`, `_last_changed_at`, `_extracted_at`)" in sql
+COLUMNS = ["id", "email", "_content_hash", "_first_seen_at", "_last_changed_at", "_extracted_at", "_created_at"]
+DEST, STAGE, HIST = TableRef("p", "ds", "t"), TableRef("p", "ds", "s"), TableRef("p", "ds", "h")
 
 
-def test_history_script_is_one_transaction_reading_the_destination_before_changing_it():
-    from airflow_revcent.bigquery.statements import change_counts_query, history_script
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";\n") if s.strip()]
 
-    dest, stage, hist = TableRef("p", "ds", "t"), TableRef("p", "ds", "s"), TableRef("p", "ds", "h")
-    sql = history_script(dest, stage, hist, ["id", "email", "_content_hash", "_first_seen_at", "_last_changed_at",
-                                             "_extracted_at"])
-    statements = [s.strip() for s in sql.split(";") if s.strip()]
-    assert statements[0] == "BEGIN TRANSACTION" and statements[-1] == "COMMIT TRANSACTION"
-    kinds = [s.split()[0] + " " + s.split()[1] for s in statements[1:-1]]
-    assert kinds == ["UPDATE `p.ds.h`", "INSERT INTO", "INSERT INTO", "DELETE FROM"]
-    assert "`p.ds.h`" in statements[2] and "`p.ds.t`" in statements[3]  # history first, then the table
-    assert "COALESCE(T.`_first_seen_at`, S.`_extracted_at`)" in statements[3]
-    assert "D.`_content_hash` != S.`_content_hash` AND S.`_extracted_at` > D.`_extracted_at`" in statements[4]
-    assert "COUNTIF(T.`id` IS NULL) AS inserted" in change_counts_query(dest, stage)
+
+def _day(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_every_write_is_one_transaction_that_takes_the_lock_first():
+    sql = apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 3)), run_id="r1")
+    statements = _statements(sql)
+    assert statements[0] == "BEGIN TRANSACTION" and statements[-1] == "COMMIT TRANSACTION;"
+    assert statements[1].startswith("UPDATE `p.ds._revcent_lock_t` SET `revision` = `revision` + 1, `run_id` = 'r1'")
+    kinds = [" ".join(s.split()[:2]) for s in statements[2:-1]]
+    assert kinds == ["UPDATE `p.ds.t`", "INSERT INTO"]
+
+
+def test_updates_in_place_only_newer_changed_rows_and_keeps_first_seen():
+    update, insert = _statements(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1),
+                                                                                     _day(2026, 1, 1))))[2:4]
+    assert "T.`id` = S.`id`" in update
+    assert ("(T.`_extracted_at` IS NULL OR (T.`_content_hash` IS DISTINCT FROM S.`_content_hash` AND "
+            "S.`_extracted_at` > T.`_extracted_at`))") in update
+    assignments = update.split(" SET ")[1].split("\n")[0]
+    assert "`_first_seen_at`" not in assignments and "`id` =" not in assignments
+    assert "`_created_at` =" not in assignments  # the partitioning column never moves a row
+    assert "`_last_changed_at` = S.`_extracted_at`" in assignments
+    assert "QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_extracted_at` DESC" in update
+    assert insert.startswith("INSERT INTO `p.ds.t` (`id`, `email`, `_content_hash`, `_first_seen_at`")
+    assert "WHERE NOT EXISTS (SELECT 1 FROM (SELECT * FROM `p.ds.t` AS D WHERE D.`_created_at` >=" in insert
+
+
+def test_every_reference_to_the_destination_has_constant_partition_bounds():
+    steps = partition_steps(_day(2026, 1, 1), _day(2026, 1, 1))
+    bounds = "`_created_at` >= TIMESTAMP '2026-01-01 00:00:00.000000+00' AND {a}.`_created_at` < " \
+             "TIMESTAMP '2026-01-02 00:00:00.000000+00'"
+    for sql in (apply_script(DEST, STAGE, COLUMNS, steps, history=HIST), change_counts_query(DEST, STAGE, steps)):
+        # Every read of the destination (an INSERT's target is written, not read).
+        references = sql.count("`p.ds.t`") - sql.count("INSERT INTO `p.ds.t`")
+        pruned = sum(sql.count(f"{a}.{bounds.format(a=a)}") for a in ("T", "D"))
+        assert references and pruned >= references, sql
+
+
+def test_long_ranges_are_applied_in_steps_under_the_partition_limit():
+    steps = partition_steps(_day(2010, 1, 1, 5), _day(2026, 12, 1))
+    assert len(steps) == 2
+    assert all((s.end - s.start).days <= MAX_DAYS_PER_STATEMENT < 4000 for s in steps)
+    assert steps[0].start == _day(2010, 1, 1) and steps[-1].end == _day(2026, 12, 2)
+    assert all(a.end == b.start for a, b in zip(steps, steps[1:], strict=False))
+    sql = apply_script(DEST, STAGE, COLUMNS, steps)
+    assert sql.count("UPDATE `p.ds.t`") == 2 and sql.count("INSERT INTO `p.ds.t`") == 2
+    assert sql.count("BEGIN TRANSACTION") == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "count"),
+    [((1, 1, 1), (1, 1, 1), 1), ((9999, 12, 31), (9999, 12, 31, 23), 1), ((2020, 1, 1), (2029, 12, 28), 1),
+     ((2020, 1, 1), (2029, 12, 29), 2)],
+)
+def test_partition_steps_at_the_edges(first, last, count):
+    steps = partition_steps(_day(*first), _day(*last))
+    assert len(steps) == count
+    assert steps[0].condition("T").startswith(f"T.`_created_at` >= TIMESTAMP '{first[0]:04d}-")
+
+
+def test_the_last_day_bigquery_holds_ends_inclusively():
+    (step,) = partition_steps(_day(9999, 12, 31), _day(9999, 12, 31))
+    assert "<= TIMESTAMP '9999-12-31 23:59:59.999999+00'" in step.condition("T")
+
+
+def test_more_days_than_one_transaction_may_modify_is_refused():
+    with pytest.raises(RevCentConfigError, match="Load the range in parts"):
+        partition_steps(_day(1, 1, 1), _day(9000, 1, 1))
+
+
+def test_history_is_closed_and_appended_before_the_table_changes():
+    hist_stage = TableRef("p", "ds", "hs")
+    sql = apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 1)), history=HIST,
+                       history_staging=hist_stage)
+    kinds = [" ".join(s.split()[:2]) for s in _statements(sql)[2:-1]]
+    assert kinds == ["UPDATE `p.ds.h`", "INSERT INTO", "UPDATE `p.ds.t`", "INSERT INTO"]
+    close, append = _statements(sql)[2:4]
+    assert "SET `_valid_to` = C.`_extracted_at`, `_is_current` = FALSE" in close
+    assert append.startswith("INSERT INTO `p.ds.h`") and "FROM (SELECT * FROM `p.ds.hs`" in append
+
+
+def test_run_ids_are_quoted_as_literals():
+    assert "`run_id` = 'a\\'b'" in lock_statement(TableRef("p", "ds", "l"), "a'b")
