@@ -21,6 +21,7 @@ import pytest
 from devtools import localbq
 from revcent_sandbox import SandboxServer
 from tests.conftest import running_sandboxes
+from tests.integration.bqproxy import BigQueryProxy
 
 API_KEY = "rc-test-key-7f3a9c1e5b"
 _tables = itertools.count()
@@ -44,6 +45,13 @@ def bq_client(bigquery_server: localbq.LocalBigQuery) -> Any:
 
     return bigquery.Client(project=bigquery_server.project, credentials=AnonymousCredentials(),
                            client_options={"api_endpoint": bigquery_server.url})
+
+
+@pytest.fixture
+def bq_proxy(bigquery_server: localbq.LocalBigQuery) -> Iterator[BigQueryProxy]:
+    """A recording, fault-injecting proxy in front of the session's BigQuery server; ``bq_proxy.client(project)``."""
+    with BigQueryProxy(bigquery_server.url) as proxy:
+        yield proxy
 
 
 @pytest.fixture
