@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-import pytest
-
+import itertools
 from datetime import UTC, datetime
+
+import pytest
 
 from airflow_revcent.bigquery.statements import (
     MAX_DAYS_PER_STATEMENT,
@@ -98,7 +99,7 @@ def test_long_ranges_are_applied_in_steps_under_the_partition_limit():
     assert len(steps) == 2
     assert all((s.end - s.start).days <= MAX_DAYS_PER_STATEMENT < 4000 for s in steps)
     assert steps[0].start == _day(2010, 1, 1) and steps[-1].end == _day(2026, 12, 2)
-    assert all(a.end == b.start for a, b in zip(steps, steps[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(steps))
     sql = apply_script(DEST, STAGE, COLUMNS, steps)
     assert sql.count("UPDATE `p.ds.t`") == 2 and sql.count("INSERT INTO `p.ds.t`") == 2
     assert sql.count("BEGIN TRANSACTION") == 1
