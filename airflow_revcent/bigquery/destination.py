@@ -473,8 +473,8 @@ class CustomersDestination:
             return None
 
     def _find_applied(self, base: str, attempt: int) -> Any | None:
-        """An earlier attempt's applying job that succeeded (waiting for one still running), if any."""
-        for tried in range(1, attempt):
+        """An applying job of this or an earlier attempt that succeeded (waiting for one still running)."""
+        for tried in range(1, attempt + 1):
             for n in range(JOB_ATTEMPTS):
                 job = self._get_job(_suffixed(f"{base}_t{tried}", n))
                 if job is None:

@@ -53,7 +53,7 @@ def staging_tables(bq_client, table_name: str) -> list:
 
 
 def merge_jobs(bq_client) -> list[str]:
-    return [j.job_id for j in bq_client.list_jobs(max_results=200) if j.job_id.startswith("revcent_merge_")]
+    return [j.job_id for j in bq_client.list_jobs(max_results=200) if j.job_id.startswith("revcent_apply_")]
 
 
 def test_killed_during_extraction_then_retried(store, sandbox, connections, bq_client, table_name, tmp_path):
