@@ -1,0 +1,488 @@
+"""Offline BigQuery statement checks with ZetaSQL (the GoogleSQL analyzer BigQuery is built on).
+
+``analyze(sql, tables)`` analyzes every statement of ``sql`` (one statement or a script) against a
+catalog built from real table schemas and returns a :class:`Finding` for
+
+* every analyzer error (unknown names, wrong types, a NUMERIC literal with 10 decimals, a STRUCT of
+  another arity, ...), kind ``"error"``;
+* every positional STRUCT mismatch, kind ``"struct_mismatch"``: BigQuery assigns STRUCT values by
+  position, so ``STRUCT<b, a>`` written into a ``STRUCT<a, b>`` column moves values silently and
+  ZetaSQL accepts it. Every assignment (``UPDATE SET``, ``MERGE ... UPDATE SET``, ``INSERT (cols)
+  VALUES/SELECT``, ``MERGE ... INSERT``) whose source and target field names differ, in order, at any
+  depth (inside ``ARRAY<STRUCT>`` too), is reported.
+
+Tables are named ``project.dataset.table`` (backticked in the SQL, as BigQuery writes them).
+
+The analyzer is a ~30 MB WASM module: compiling it takes about a minute, so the compiled module is
+cached under ``.local/zetasql/`` (keyed by the zetasql and wasmtime versions) and later starts
+deserialize it in seconds. One instance serves a whole test session (:func:`checker`).
+
+Importing this package is light; ``zetasql`` and ``wasmtime`` load on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import functools
+import gc
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from google.cloud.bigquery import SchemaField
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = ROOT / ".local" / "zetasql"
+
+#: A table: its ``project.dataset.table`` name and its BigQuery schema.
+Table = tuple[str, "Sequence[SchemaField]"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in one statement.
+
+    :param kind: ``"error"`` (the analyzer rejects the statement) or ``"struct_mismatch"`` (a STRUCT
+        assigned by position onto fields of other names).
+    :param statement: the statement's text (stripped).
+    :param message: the analyzer's message, or the column and both field orders.
+    """
+
+    kind: Literal["error", "struct_mismatch"]
+    statement: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}\n  in: {self.statement[:300]}"
+
+
+# --- the WASM module, compiled once and cached ------------------------------------------------------
+
+
+def cache_path() -> Path:
+    """Where the compiled module of the installed zetasql and wasmtime versions is cached."""
+    from importlib.metadata import version
+
+    return CACHE_DIR / f"zetasql-{version('zetasql')}-wasmtime-{version('wasmtime')}.cwasm"
+
+
+def _load_module(engine: Any, wasm_path: Path) -> Any:
+    """The compiled module: deserialized from the cache, or compiled (~60 s) and cached."""
+    from wasmtime import Module
+
+    cached = cache_path()
+    if cached.is_file():
+        try:
+            return Module.deserialize_file(engine, str(cached))
+        except Exception:  # a stale or truncated cache is rebuilt below
+            cached.unlink(missing_ok=True)
+    module = Module.from_file(engine, str(wasm_path))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    partial.write_bytes(module.serialize())
+    partial.replace(cached)  # atomic: a concurrent start never reads half a file
+    return module
+
+
+def _service() -> Any:
+    """A ``ZetaSqlLocalService`` whose WASM client loads the module through the cache."""
+    from wasmtime import Config, Engine, Linker, Store, WasiConfig
+    from zetasql.core import wasm_client
+    from zetasql.core.local_service import ZetaSqlLocalService
+    from zetasql.wasi import get_wasm_path
+
+    class CachedWasmClient(wasm_client.WasmClient):  # type: ignore[misc]  # zetasql ships no types
+        # Same set-up as WasmClient.__init__ (zetasql 0.1.5), except the module comes from the cache;
+        # and whole-buffer memory copies instead of its byte-at-a-time loops.
+        def __init__(self, wasm_path: str) -> None:
+            wasi = WasiConfig()
+            wasi.inherit_stdout()
+            wasi.inherit_stderr()
+            if tzinfo_dir := wasm_client.get_tzinfo_dir():
+                wasi.preopen_dir(tzinfo_dir, "/usr/share/zoneinfo")
+            config = Config()
+            config.shared_memory = True
+            self.store = Store(Engine(config))
+            self.store.set_wasi(wasi)
+            self.module = _load_module(self.store.engine, Path(wasm_path))
+            linker = Linker(self.store.engine)
+            linker.define_wasi()
+            self.instance = linker.instantiate(self.store, self.module)
+            exports: Any = self.instance.exports(self.store)
+            self.exports = exports
+            if "_initialize" in exports:
+                exports["_initialize"](self.store)
+            self.memory: Any = exports["memory"]
+
+        def _base(self) -> int:
+            # The memory is shared (no Memory.read/write): copy through its host address.
+            return ctypes.addressof(self.memory.data_ptr().contents)
+
+        def write_bytes(self, ptr: int, data: bytes) -> None:
+            ctypes.memmove(self._base() + ptr, data, len(data))
+
+        def read_bytes(self, ptr: int, size: int) -> bytes:
+            return ctypes.string_at(self._base() + ptr, size)
+
+    service = ZetaSqlLocalService.__new__(ZetaSqlLocalService)
+    client = CachedWasmClient(str(get_wasm_path()))
+    service.wasm_client = client
+
+    def release() -> None:
+        # Drop the WASM objects while wasmtime is still importable: left to interpreter teardown,
+        # their finalizers print "Exception ignored ... 'NoneType' object is not callable".
+        for name in ("exports", "memory", "instance", "module", "store"):
+            setattr(client, name, None)
+        gc.collect()
+
+    atexit.register(release)
+    return service
+
+
+# --- catalog and options ---------------------------------------------------------------------------
+
+_SIMPLE_TYPES = {
+    "STRING": "TYPE_STRING",
+    "BYTES": "TYPE_BYTES",
+    "INTEGER": "TYPE_INT64",
+    "INT64": "TYPE_INT64",
+    "FLOAT": "TYPE_DOUBLE",
+    "FLOAT64": "TYPE_DOUBLE",
+    "NUMERIC": "TYPE_NUMERIC",
+    "DECIMAL": "TYPE_NUMERIC",
+    "BIGNUMERIC": "TYPE_BIGNUMERIC",
+    "BIGDECIMAL": "TYPE_BIGNUMERIC",
+    "BOOLEAN": "TYPE_BOOL",
+    "BOOL": "TYPE_BOOL",
+    "TIMESTAMP": "TYPE_TIMESTAMP",
+    "DATE": "TYPE_DATE",
+    "DATETIME": "TYPE_DATETIME",
+    "TIME": "TYPE_TIME",
+    "JSON": "TYPE_JSON",
+    "GEOGRAPHY": "TYPE_GEOGRAPHY",
+}
+
+#: BigQuery-like GoogleSQL features (BigQuery enables more; these cover what a pipeline's DML uses).
+_FEATURES = (
+    "FEATURE_ANALYTIC_FUNCTIONS",
+    "FEATURE_NUMERIC_TYPE",
+    "FEATURE_BIGNUMERIC_TYPE",
+    "FEATURE_JSON_TYPE",
+    "FEATURE_JSON_ARRAY_FUNCTIONS",
+    "FEATURE_JSON_VALUE_EXTRACTION_FUNCTIONS",
+    "FEATURE_JSON_CONSTRUCTOR_FUNCTIONS",
+    "FEATURE_JSON_MUTATOR_FUNCTIONS",
+    "FEATURE_JSON_KEYS_FUNCTION",
+    "FEATURE_INTERVAL_TYPE",
+    "FEATURE_RANGE_TYPE",
+    "FEATURE_GEOGRAPHY",
+    "FEATURE_CIVIL_TIME",
+    "FEATURE_TIMESTAMP_NANOS",
+    "FEATURE_PARAMETERIZED_TYPES",
+    "FEATURE_QUALIFY",
+    "FEATURE_ALLOW_DASHES_IN_TABLE_NAME",
+    "FEATURE_DML_UPDATE_WITH_JOIN",
+    "FEATURE_OMIT_INSERT_COLUMN_LIST",
+    "FEATURE_ARRAY_ELEMENTS_WITH_SET",
+    "FEATURE_CORRELATED_REFS_IN_NESTED_DML",
+    "FEATURE_NESTED_UPDATE_DELETE_WITH_OFFSET",
+    "FEATURE_SELECT_STAR_EXCEPT_REPLACE",
+    "FEATURE_ORDER_BY_IN_AGGREGATE",
+    "FEATURE_LIMIT_IN_AGGREGATE",
+    "FEATURE_HAVING_IN_AGGREGATE",
+    "FEATURE_NULL_HANDLING_MODIFIER_IN_AGGREGATE",
+    "FEATURE_NULL_HANDLING_MODIFIER_IN_ANALYTIC",
+    "FEATURE_GROUP_BY_ROLLUP",
+    "FEATURE_UNNEST_AND_FLATTEN_ARRAYS",
+    "FEATURE_PIVOT",
+    "FEATURE_UNPIVOT",
+    "FEATURE_TABLESAMPLE",
+    "FEATURE_FOR_SYSTEM_TIME_AS_OF",
+    "FEATURE_NAMED_ARGUMENTS",
+    "FEATURE_CAST_DIFFERENT_ARRAY_TYPES",
+)
+
+_STATEMENTS = (
+    "RESOLVED_QUERY_STMT",
+    "RESOLVED_INSERT_STMT",
+    "RESOLVED_UPDATE_STMT",
+    "RESOLVED_DELETE_STMT",
+    "RESOLVED_MERGE_STMT",
+    "RESOLVED_TRUNCATE_STMT",
+    "RESOLVED_BEGIN_STMT",
+    "RESOLVED_COMMIT_STMT",
+    "RESOLVED_ROLLBACK_STMT",
+    "RESOLVED_CREATE_TABLE_STMT",
+    "RESOLVED_CREATE_TABLE_AS_SELECT_STMT",
+)
+
+
+def zeta_type(field: SchemaField) -> Any:
+    """The ZetaSQL type of a BigQuery column (REPEATED -> ARRAY; RECORD -> STRUCT in field order)."""
+    from zetasql.api import TypeFactory
+    from zetasql.types import TypeKind
+
+    kind = (field.field_type or "").upper()
+    if kind in ("RECORD", "STRUCT"):
+        element = TypeFactory.create_struct_type([(f.name, zeta_type(f)) for f in field.fields])
+    elif kind in _SIMPLE_TYPES:
+        element = TypeFactory.create_simple_type(TypeKind[_SIMPLE_TYPES[kind]])
+    else:
+        raise ValueError(f"column {field.name!r}: no ZetaSQL type for BigQuery type {field.field_type!r}")
+    return TypeFactory.create_array_type(element) if (field.mode or "").upper() == "REPEATED" else element
+
+
+def build_catalog(tables: Mapping[str, Sequence[SchemaField]]) -> Any:
+    """A catalog resolving ``project.dataset.table``, backticked whole or per part."""
+    from zetasql.types import SimpleCatalog, SimpleColumn, SimpleTable, ZetaSQLBuiltinFunctionOptions
+
+    root = SimpleCatalog(name="bigquery")
+    root.builtin_function_options = ZetaSQLBuiltinFunctionOptions(language_options=_language_options())
+    children: dict[tuple[str, ...], Any] = {(): root}
+
+    def child(path: tuple[str, ...]) -> Any:
+        if path not in children:
+            parent = child(path[:-1])
+            children[path] = SimpleCatalog(name=path[-1])
+            parent.catalog.append(children[path])
+        return children[path]
+
+    for serial, (name, schema) in enumerate(tables.items(), start=1):
+        full = name.strip("`")
+        *path, table = full.split(".")
+
+        def columns(schema: Sequence[SchemaField] = schema) -> list[Any]:
+            return [SimpleColumn(name=f.name, type=zeta_type(f), is_writable_column=True) for f in schema]
+
+        # `p.d.t` in one pair of backticks is ONE identifier to ZetaSQL (BigQuery splits it): the root
+        # holds the table under its full dotted name; `p`.`d`.`t` resolves through the nested catalogs.
+        root.table.append(SimpleTable(name=full, serialization_id=2 * serial, column=columns()))
+        if path:
+            child(tuple(path)).table.append(SimpleTable(name=table, serialization_id=2 * serial + 1, column=columns()))
+    return root
+
+
+@functools.cache
+def _language_options() -> Any:
+    from zetasql.types import LanguageFeature, LanguageOptions, ProductMode, ResolvedNodeKind
+
+    return LanguageOptions(
+        product_mode=ProductMode.PRODUCT_EXTERNAL,
+        enabled_language_features=[LanguageFeature[f] for f in _FEATURES if f in LanguageFeature.__members__],
+        supported_statement_kinds=[ResolvedNodeKind[s] for s in _STATEMENTS],
+    )
+
+
+def _analyzer_options() -> Any:
+    from zetasql.types import AnalyzerOptions
+
+    return AnalyzerOptions(language_options=_language_options(), default_timezone="UTC")
+
+
+# --- walking the resolved AST ----------------------------------------------------------------------
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """``node`` and every resolved node or model below it."""
+    stack = [node]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list | tuple):
+            stack.extend(reversed(current))
+            continue
+        if not is_dataclass(current) or isinstance(current, type) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for f in fields(current):
+            if not f.name.startswith("_"):
+                value = getattr(current, f.name, None)
+                if value is not None and not isinstance(value, str | int | float | bytes | bool):
+                    stack.append(value)
+
+
+def _describe(type_: Any) -> str:
+    from zetasql.types import TypeKind
+
+    kind = type_.type_kind
+    if kind == TypeKind.TYPE_STRUCT:
+        return "STRUCT<" + ", ".join(f"{f.field_name} {_describe(f.field_type)}" for f in type_.struct_type.field) + ">"
+    if kind == TypeKind.TYPE_ARRAY:
+        return f"ARRAY<{_describe(type_.array_type.element_type)}>"
+    return str(TypeKind(kind).name).removeprefix("TYPE_")
+
+
+def _mismatches(target: Any, source: Any, path: str) -> Iterator[str]:
+    """Where ``source``'s STRUCT field names differ (in order) from ``target``'s, at any depth."""
+    from zetasql.types import TypeKind
+
+    if target is None or source is None or target.type_kind != source.type_kind:
+        return
+    if target.type_kind == TypeKind.TYPE_ARRAY:
+        yield from _mismatches(target.array_type.element_type, source.array_type.element_type, f"{path}[]")
+    elif target.type_kind == TypeKind.TYPE_STRUCT:
+        want = [(f.field_name or "").lower() for f in target.struct_type.field]
+        got = [(f.field_name or "").lower() for f in source.struct_type.field]
+        if want != got:
+            yield (f"{path}: a value with fields ({', '.join(got)}) is assigned by position to fields "
+                   f"({', '.join(want)}); {_describe(source)} -> {_describe(target)}")
+            return
+        for t, s in zip(target.struct_type.field, source.struct_type.field, strict=True):
+            yield from _mismatches(t.field_type, s.field_type, f"{path}.{t.field_name}")
+
+
+class _Statement:
+    """The assignments of one resolved statement, with each value's type before implicit casts."""
+
+    def __init__(self, resolved: Any) -> None:
+        from zetasql import types as z
+
+        self.z = z
+        self.resolved = resolved
+        self.computed = {c.column.column_id: c.expr for c in _nodes(resolved)
+                         if isinstance(c, z.ResolvedComputedColumn) and c.column is not None}
+
+    def source_type(self, expr: Any, seen: frozenset[int] = frozenset()) -> Any:
+        """The type a value had before the analyzer cast it to its target (casts of STRUCTs are positional)."""
+        z = self.z
+        while True:
+            if isinstance(expr, z.ResolvedCast) and expr.expr is not None:
+                expr = expr.expr
+            elif isinstance(expr, z.ResolvedColumnRef) and expr.column is not None:
+                column_id = expr.column.column_id
+                if column_id in seen or column_id not in self.computed:
+                    return expr.column.type
+                seen = seen | {column_id}
+                expr = self.computed[column_id]
+            else:
+                return getattr(expr, "type", None)
+
+    def column_source_type(self, column: Any) -> Any:
+        if column.column_id in self.computed:
+            return self.source_type(self.computed[column.column_id], frozenset({column.column_id}))
+        return column.type
+
+    def assignments(self) -> Iterator[tuple[str, Any, Any]]:
+        """(target name, target type, source type) of every assignment in the statement."""
+        z = self.z
+        for node in _nodes(self.resolved):
+            if isinstance(node, z.ResolvedUpdateItem) and node.set_value is not None and node.target is not None:
+                yield _target_name(node.target, z), node.target.type, self.source_type(node.set_value.value)
+            elif isinstance(node, z.ResolvedInsertStmt):
+                targets = node.insert_column_list
+                for i, column in enumerate(node.query_output_column_list):
+                    if i < len(targets):
+                        yield targets[i].name, targets[i].type, self.column_source_type(column)
+                for row in node.row_list:
+                    for target, value in zip(targets, row.value_list, strict=False):
+                        yield target.name, target.type, self.source_type(value.value)
+            elif isinstance(node, z.ResolvedMergeWhen) and node.insert_row is not None:
+                for target, value in zip(node.insert_column_list, node.insert_row.value_list, strict=False):
+                    yield target.name, target.type, self.source_type(value.value)
+
+
+def _target_name(target: Any, z: Any) -> str:
+    if isinstance(target, z.ResolvedColumnRef) and target.column is not None:
+        return str(target.column.name)
+    if isinstance(target, z.ResolvedGetStructField) and target.expr is not None:
+        return f"{_target_name(target.expr, z)}.{target.field_idx}"
+    return type(target).__name__
+
+
+# --- the checker -----------------------------------------------------------------------------------
+
+
+class Checker:
+    """One ZetaSQL instance (compiled or deserialized once); ``analyze`` may be called any number of times."""
+
+    def __init__(self) -> None:
+        self.service = _service()
+        self._lock = threading.Lock()  # one WASM store: one call at a time
+
+    def analyze(self, sql: str, tables: Mapping[str, Sequence[SchemaField]]) -> list[Finding]:
+        """Analyze every statement of ``sql`` against ``tables`` (``project.dataset.table`` -> schema)."""
+        from zetasql.core.exceptions import ZetaSQLError
+        from zetasql.types import ParseResumeLocation
+
+        catalog = build_catalog(tables)
+        options = _analyzer_options()
+        data = sql.encode()
+        findings: list[Finding] = []
+        position = 0
+        with self._lock:
+            while data[position:].strip().strip(b";").strip():
+                start = position
+                location = ParseResumeLocation(input=sql, byte_position=start)
+                try:
+                    response = self.service.analyze(
+                        sql_statement=sql, parse_resume_location=location, options=options, simple_catalog=catalog,
+                    )
+                except ZetaSQLError as error:
+                    end = self._statement_end(sql, start)
+                    findings.append(Finding("error", _snippet(data, start, end), _message(error)))
+                    if end is None:
+                        break  # not even parseable: the rest of the script has no known start
+                    position = end
+                    continue
+                position = response.resume_byte_position or len(data)
+                if position <= start:
+                    break
+                statement = _Statement(response.resolved_statement)
+                for name, target, source in statement.assignments():
+                    for message in _mismatches(target, source, name):
+                        finding = Finding("struct_mismatch", _snippet(data, start, position), message)
+                        if finding not in findings:  # MERGE's UPDATE and INSERT may assign one column alike
+                            findings.append(finding)
+        return findings
+
+    def _statement_end(self, sql: str, start: int) -> int | None:
+        """Where the statement at ``start`` ends, by the parser alone; None if it does not parse."""
+        from zetasql.core.exceptions import ZetaSQLError
+        from zetasql.types import ParseResumeLocation
+
+        try:
+            response = self.service.extract_table_names_from_next_statement(
+                parse_resume_location=ParseResumeLocation(input=sql, byte_position=start),
+                options=_language_options(),
+            )
+        except ZetaSQLError:
+            return None
+        end = response.resume_byte_position
+        return end if end and end > start else None
+
+
+def _snippet(data: bytes, start: int, end: int | None) -> str:
+    return data[start:end].decode(errors="replace").strip()
+
+
+def _message(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+_checker_lock = threading.Lock()
+
+
+def checker() -> Checker:
+    """The session's one :class:`Checker` (created on first use)."""
+    with _checker_lock:
+        if not hasattr(checker, "instance"):
+            checker.instance = Checker()  # type: ignore[attr-defined]
+        return checker.instance  # type: ignore[attr-defined,no-any-return]
+
+
+def analyze(sql: str, tables: Mapping[str, Sequence[SchemaField]]) -> list[Finding]:
+    """Every analyzer error and positional STRUCT mismatch in ``sql`` (see the module docstring).
+
+    :param sql: one statement, or a script (``BEGIN TRANSACTION; ...; COMMIT TRANSACTION;``).
+    :param tables: ``project.dataset.table`` -> its BigQuery schema.
+    """
+    return checker().analyze(sql, tables)
+
+
+__all__ = ["Checker", "Finding", "Table", "analyze", "build_catalog", "cache_path", "checker", "zeta_type"]

@@ -1,0 +1,200 @@
+"""The offline ZetaSQL checker: analyzer errors and positional STRUCT mismatches, on hand-written
+statements and on the provider's own statement generator."""
+
+from __future__ import annotations
+
+import pytest
+from google.cloud.bigquery import SchemaField as F
+
+from tests.zetasql import Checker, Finding
+
+AB = [F("a", "NUMERIC"), F("b", "NUMERIC")]
+BA = [F("b", "NUMERIC"), F("a", "NUMERIC")]
+
+
+def _table(fields: list[F]) -> list[F]:
+    return [
+        F("id", "STRING", "REQUIRED"),
+        F("rec", "RECORD", fields=fields),
+        F("arr", "RECORD", "REPEATED", fields=fields),
+        F("n", "NUMERIC"),
+        F("h", "STRING"),
+        F("ts", "TIMESTAMP"),
+        F("j", "JSON"),
+    ]
+
+
+DEST, SAME, REVERSED = "my-proj.ds.dest", "my-proj.ds.same", "my-proj.ds.reversed"
+TABLES = {DEST: _table(AB), SAME: _table(AB), REVERSED: _table(BA)}
+
+
+def kinds(findings: list[Finding]) -> list[str]:
+    return [f.kind for f in findings]
+
+
+def test_correct_merge_update_and_insert_have_no_findings(zeta: Checker) -> None:
+    sql = f"""
+    MERGE `{DEST}` AS T USING `{SAME}` AS S ON T.id = S.id
+    WHEN MATCHED AND T.h != S.h THEN UPDATE SET rec = S.rec, arr = S.arr, n = S.n
+    WHEN NOT MATCHED THEN INSERT (id, rec, arr, n) VALUES (S.id, S.rec, S.arr, S.n)"""
+    assert zeta.analyze(sql, TABLES) == []
+    assert zeta.analyze(f"UPDATE `{DEST}` AS T SET rec = S.rec FROM `{SAME}` AS S WHERE T.id = S.id", TABLES) == []
+    assert zeta.analyze(f"INSERT INTO `{DEST}` (id, rec, arr) SELECT id, rec, arr FROM `{SAME}`", TABLES) == []
+
+
+def test_record_with_reversed_fields_is_a_struct_mismatch(zeta: Checker) -> None:
+    findings = zeta.analyze(f"UPDATE `{DEST}` AS T SET rec = S.rec FROM `{REVERSED}` AS S WHERE T.id = S.id", TABLES)
+    assert kinds(findings) == ["struct_mismatch"]
+    assert "rec: a value with fields (b, a) is assigned by position to fields (a, b)" in findings[0].message
+    assert findings[0].statement.startswith(f"UPDATE `{DEST}`")
+
+
+def test_merge_update_and_insert_of_reversed_records_are_flagged(zeta: Checker) -> None:
+    sql = f"""
+    MERGE `{DEST}` AS T USING `{REVERSED}` AS S ON T.id = S.id
+    WHEN MATCHED THEN UPDATE SET rec = S.rec
+    WHEN NOT MATCHED THEN INSERT (id, arr) VALUES (S.id, S.arr)"""
+    messages = [f.message for f in zeta.analyze(sql, TABLES)]
+    assert len(messages) == 2
+    assert messages[0].startswith("rec: ")
+    assert messages[1].startswith("arr[]: ")
+
+
+def test_repeated_record_with_reversed_fields_is_flagged(zeta: Checker) -> None:
+    findings = zeta.analyze(f"INSERT INTO `{DEST}` (id, arr) SELECT id, arr FROM `{REVERSED}`", TABLES)
+    assert kinds(findings) == ["struct_mismatch"]
+    assert findings[0].message.startswith("arr[]: a value with fields (b, a)")
+    assert "STRUCT<b NUMERIC, a NUMERIC> -> STRUCT<a NUMERIC, b NUMERIC>" in findings[0].message
+
+
+def test_nested_record_deeper_down_is_flagged(zeta: Checker) -> None:
+    outer = {"p.d.t": [F("id", "STRING"), F("o", "RECORD", fields=[F("x", "STRING"), F("in", "RECORD", fields=AB)])],
+             "p.d.s": [F("id", "STRING"), F("o", "RECORD", fields=[F("x", "STRING"), F("in", "RECORD", fields=BA)])]}
+    findings = zeta.analyze("UPDATE `p.d.t` AS T SET o = S.o FROM `p.d.s` AS S WHERE T.id = S.id", outer)
+    assert [f.message.split(":")[0] for f in findings] == ["o.in"]
+
+
+def test_differing_arity_is_an_error(zeta: Checker) -> None:
+    tables = {**TABLES, "my-proj.ds.short": [F("id", "STRING"), F("rec", "RECORD", fields=[F("a", "NUMERIC")])]}
+    findings = zeta.analyze(f"UPDATE `{DEST}` AS T SET rec = S.rec FROM `my-proj.ds.short` AS S WHERE T.id = S.id",
+                            tables)
+    assert kinds(findings) == ["error"]
+    assert "rec" in findings[0].message
+    assert "STRUCT<a NUMERIC>" in findings[0].message
+
+
+def test_numeric_literal_with_ten_decimals_is_an_error(zeta: Checker) -> None:
+    findings = zeta.analyze(f"UPDATE `{DEST}` SET n = NUMERIC '1.0123456789' WHERE TRUE", TABLES)
+    assert kinds(findings) == ["error"]
+    assert "Invalid NUMERIC literal" in findings[0].message
+    assert zeta.analyze(f"UPDATE `{DEST}` SET n = NUMERIC '1.012345678' WHERE TRUE", TABLES) == []
+
+
+def test_merge_from_qualify_subquery_with_struct_constructors_in_order_passes(zeta: Checker) -> None:
+    sql = f"""
+    MERGE `{DEST}` AS T
+    USING (SELECT id, STRUCT(rec.a AS a, rec.b AS b) AS rec, ts FROM `{REVERSED}` WHERE TRUE
+           QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY ts DESC) = 1) AS S
+    ON T.id = S.id
+    WHEN MATCHED THEN UPDATE SET rec = S.rec
+    WHEN NOT MATCHED THEN INSERT (id, rec) VALUES (S.id, S.rec)"""
+    assert zeta.analyze(sql, TABLES) == []
+
+
+def test_array_of_structs_rebuilt_in_order_passes_and_out_of_order_is_flagged(zeta: Checker) -> None:
+    def merge(fields: str) -> str:
+        return (f"MERGE `{DEST}` AS T USING `{REVERSED}` AS S ON T.id = S.id WHEN MATCHED THEN UPDATE SET arr = "
+                f"ARRAY(SELECT AS STRUCT {fields} FROM UNNEST(S.arr) AS e WITH OFFSET AS o ORDER BY o)")
+
+    assert zeta.analyze(merge("e.a AS a, e.b AS b"), TABLES) == []
+    findings = zeta.analyze(merge("e.b AS b, e.a AS a"), TABLES)
+    assert kinds(findings) == ["struct_mismatch"]
+    assert findings[0].message.startswith("arr[]: a value with fields (b, a)")
+
+
+def test_transaction_script_passes_and_each_statement_is_analyzed(zeta: Checker) -> None:
+    script = f"""BEGIN TRANSACTION;
+    UPDATE `{DEST}` AS T SET ts = S.ts, rec = S.rec FROM `{SAME}` AS S WHERE T.id = S.id;
+    INSERT INTO `{DEST}` (id, rec, arr, n)
+      SELECT id, rec, arr, n FROM `{SAME}` WHERE id NOT IN (SELECT id FROM `{DEST}`);
+    DELETE FROM `{DEST}` AS D WHERE EXISTS (SELECT 1 FROM `{SAME}` AS S WHERE S.id = D.id AND S.h != D.h);
+    COMMIT TRANSACTION;"""
+    assert zeta.analyze(script, TABLES) == []
+    # An error in one statement does not hide the statements after it.
+    broken = (script.replace("SET ts = S.ts", "SET ts = S.nope")
+              .replace(f"FROM `{SAME}` WHERE id", f"FROM `{REVERSED}` WHERE id"))
+    findings = zeta.analyze(broken, TABLES)
+    assert kinds(findings) == ["error", "struct_mismatch", "struct_mismatch"]
+    assert findings[0].statement.startswith("UPDATE") and "nope" in findings[0].message
+    assert all(f.statement.startswith("INSERT") for f in findings[1:])
+
+
+def test_json_equality_is_an_error(zeta: Checker) -> None:
+    # sqlglot and the local server accept this; BigQuery does not.
+    findings = zeta.analyze(f"DELETE FROM `{DEST}` WHERE j = j", TABLES)
+    assert kinds(findings) == ["error"]
+    assert "JSON" in findings[0].message
+
+
+def test_unknown_table_is_an_error(zeta: Checker) -> None:
+    assert kinds(zeta.analyze("SELECT 1 FROM `my-proj.ds.nowhere`", TABLES)) == ["error"]
+
+
+# --- the provider's own statements --------------------------------------------------------------------
+
+
+def _schemas() -> tuple[list[F], list[F]]:
+    from airflow_revcent.bigquery.schema import to_schema_fields
+    from airflow_revcent.schema import HISTORY_COLUMNS, table_columns
+
+    return to_schema_fields(table_columns()), to_schema_fields((*table_columns(), *HISTORY_COLUMNS))
+
+
+def _reversed(fields: list[F]) -> list[F]:
+    return [F(f.name, f.field_type, mode=f.mode, fields=_reversed(list(f.fields))[::-1]) if f.fields else f
+            for f in fields]
+
+
+def _refs() -> tuple[object, object, object]:
+    from airflow_revcent.bigquery.statements import TableRef
+
+    destination = TableRef("my-proj", "revcent", "customers")
+    return destination, destination.staging("run1"), TableRef("my-proj", "revcent", "customers_history")
+
+
+def test_generated_statements_have_no_findings_with_identical_schemas(zeta: Checker) -> None:
+    from airflow_revcent.bigquery import statements
+
+    table, history_table = _schemas()
+    destination, staging, history = _refs()
+    tables = {str(destination): table, str(staging): table, str(history): history_table}
+    columns = [f.name for f in table]
+    for sql in (statements.merge_statement(destination, staging, columns),  # type: ignore[arg-type]
+                statements.history_script(destination, staging, history, columns),  # type: ignore[arg-type]
+                statements.change_counts_query(destination, staging)):  # type: ignore[arg-type]
+        assert zeta.analyze(sql, tables) == []
+
+
+def _swapped_metadata(fields: list[F]) -> list[F]:
+    # metadata is STRUCT<name STRING, value STRING>: swapped, the types still line up, so BigQuery would
+    # silently write each value into the name and each name into the value.
+    return [F(f.name, f.field_type, mode=f.mode, fields=list(f.fields)[::-1]) if f.name == "metadata" else f
+            for f in fields]
+
+
+@pytest.mark.xfail(strict=False, reason="merge_statement copies RECORDs with SET col = S.col, which BigQuery "
+                   "assigns by position: a destination whose nested fields are in another order gets a type "
+                   "error or, where the types line up, silently moved values (being fixed in statements.py; "
+                   "this passes once it is)")
+@pytest.mark.parametrize("destination_schema", [_reversed, _swapped_metadata],
+                         ids=["all-reversed", "metadata-swapped"])
+def test_generated_merge_into_reordered_record_fields(zeta: Checker, destination_schema: object) -> None:
+    from airflow_revcent.bigquery import statements
+
+    table, _ = _schemas()
+    destination, staging, _ = _refs()
+    tables = {str(destination): destination_schema(table), str(staging): table}  # type: ignore[operator]
+    sql = statements.merge_statement(destination, staging, [f.name for f in table])  # type: ignore[arg-type]
+    # Today: all-reversed is an analyzer error (the types no longer line up by position); metadata-swapped is
+    # a struct_mismatch on metadata[] (INSERT and UPDATE alike).
+    assert zeta.analyze(sql, tables) == []
