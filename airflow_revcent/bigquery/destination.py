@@ -51,10 +51,10 @@ from airflow_revcent.bigquery.schema import (
     add_missing,
     diff_schema,
     from_schema_fields,
-    restrict_columns,
     same_shape,
     staging_schema,
     to_schema_fields,
+    written_columns,
 )
 from airflow_revcent.bigquery.statements import (
     STAGING_PREFIX,
@@ -210,11 +210,11 @@ class CustomersDestination:
     def _settle_columns(self) -> None:
         """Write what the pipeline wants and the table (and history) really has, in the pipeline's terms."""
         self._schemas = {self.table: self._get_table(self.table).schema}
-        have = from_schema_fields(self._schemas[self.table])
         if self.history is not None:
             self._schemas[self.history] = self._get_table(self.history).schema
-            have = restrict_columns(have, from_schema_fields(self._schemas[self.history]))
-        self._set_api_columns(restrict_columns(self.wanted_columns, have))
+        self._set_api_columns(written_columns(self.wanted_columns, self._schemas[self.table],
+                                              self._schemas.get(self.history) if self.history else None))
+        have = from_schema_fields(self._schemas[self.table])
         lost = [c.name for c in METADATA_COLUMNS if find_column(have, c.name) is None]
         if lost:
             raise RevCentBigQueryError(

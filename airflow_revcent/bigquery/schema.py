@@ -50,6 +50,20 @@ def restrict_columns(wanted: Sequence[Column], have: Sequence[Column]) -> tuple[
     return tuple(kept)
 
 
+def written_columns(wanted: Sequence[Column], destination: Sequence[SchemaField],
+                    history: Sequence[SchemaField] | None = None) -> tuple[Column, ...]:
+    """The API columns a run writes: those it wants that the destination (and the history) really have.
+
+    :param wanted: the API columns after PII settings and promotions.
+    :param destination: the destination's schema as read from BigQuery.
+    :param history: the history table's, when there is one.
+    """
+    have = from_schema_fields(destination)
+    if history is not None:
+        have = restrict_columns(have, from_schema_fields(history))
+    return restrict_columns(wanted, have)
+
+
 def _relaxed(f: SchemaField) -> SchemaField:
     return SchemaField(f.name, f.field_type, mode="REPEATED" if f.mode == "REPEATED" else "NULLABLE",
                        description=f.description, fields=[_relaxed(n) for n in f.fields])

@@ -185,7 +185,7 @@ def _current(destination: TableRef, step: Step) -> str:
 
 #: A staging row S replaces the stored row T: T was written without extraction metadata, or S's
 #: content differs and S was read later (whichever run commits last, the latest read wins).
-_REPLACES = ("({t}.`_extracted_at` IS NULL OR ({t}.`_content_hash` IS DISTINCT FROM S.`_content_hash` "
+_REPLACES = ("({t}.`_extracted_at` IS NULL OR (COALESCE({t}.`_content_hash`, '') != S.`_content_hash` "
              "AND S.`_extracted_at` > {t}.`_extracted_at`))")
 
 

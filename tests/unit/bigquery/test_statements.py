@@ -72,7 +72,7 @@ def test_updates_in_place_only_newer_changed_rows_and_keeps_first_seen():
     update, insert = _statements(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1),
                                                                                      _day(2026, 1, 1))))[2:4]
     assert "T.`id` = S.`id`" in update
-    assert ("(T.`_extracted_at` IS NULL OR (T.`_content_hash` IS DISTINCT FROM S.`_content_hash` AND "
+    assert ("(T.`_extracted_at` IS NULL OR (COALESCE(T.`_content_hash`, '') != S.`_content_hash` AND "
             "S.`_extracted_at` > T.`_extracted_at`))") in update
     assignments = update.split(" SET ")[1].split("\n")[0]
     assert "`_first_seen_at`" not in assignments and "`id` =" not in assignments

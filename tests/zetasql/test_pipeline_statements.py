@@ -1,0 +1,146 @@
+"""Every statement the pipeline can generate, analyzed with ZetaSQL against the schemas the tables have in
+each case BigQuery can meet: a fresh table, one whose RECORDs are in another order, one from an older spec
+(a nested field added later, so appended at the end), a nested exclusion on an existing table, hashed and
+promoted columns, a history table of another shape, and a long range in steps.
+
+The staging schemas are built the way the destination builds them (written_columns, staging_schema,
+same_shape), so a regression there shows here as a positional STRUCT mismatch or an analyzer error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from google.cloud.bigquery import SchemaField
+
+from airflow_revcent.bigquery.destination import LOCK_SCHEMA
+from airflow_revcent.bigquery.schema import (
+    add_missing,
+    same_shape,
+    staging_schema,
+    to_schema_fields,
+    written_columns,
+)
+from airflow_revcent.bigquery.statements import (
+    TableRef,
+    apply_script,
+    change_counts_query,
+    lock_init_statement,
+    lock_statement,
+    partition_steps,
+)
+from airflow_revcent.drift import Promotion, add_columns
+from airflow_revcent.records import PiiSettings, apply_pii
+from airflow_revcent.schema import HISTORY_COLUMNS, customer_columns, table_columns
+
+from . import Checker
+
+DEST, HIST = TableRef("proj", "ds", "customers"), TableRef("proj", "ds", "history")
+STAGE, HSTAGE = DEST.staging("k_a1"), HIST.staging("k_a1")
+DAY = partition_steps(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 14, tzinfo=UTC))
+LONG = partition_steps(datetime(2012, 1, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+
+
+def _reversed(fields: Sequence[SchemaField]) -> list[SchemaField]:
+    return [SchemaField(f.name, f.field_type, mode=f.mode, fields=_reversed(f.fields)[::-1]) for f in fields]
+
+
+def _without(fields: Sequence[SchemaField], path: str) -> list[SchemaField]:
+    head, _, rest = path.partition(".")
+    return [SchemaField(f.name, f.field_type, mode=f.mode,
+                        fields=_without(f.fields, rest) if f.name == head else list(f.fields))
+            for f in fields if not (f.name == head and not rest)]
+
+
+def _swapped_metadata(fields: Sequence[SchemaField]) -> list[SchemaField]:
+    return [SchemaField(f.name, f.field_type, mode=f.mode, fields=list(f.fields)[::-1]) if f.name == "metadata"
+            else f for f in fields]
+
+
+def _fresh(api=None) -> list[SchemaField]:
+    return to_schema_fields(table_columns(api))
+
+
+def _history_of(dest: list[SchemaField]) -> list[SchemaField]:
+    return [*dest, *to_schema_fields(HISTORY_COLUMNS)]
+
+
+@dataclass
+class Case:
+    name: str
+    destination: list[SchemaField]
+    wanted: tuple = ()
+    history: list[SchemaField] | None = None
+    steps: tuple = tuple(DAY)
+
+
+def _cases() -> list[Case]:
+    spec = customer_columns()
+    older = _without(_fresh(), "lifetime_value.sale.amount_net")
+    extended = add_missing(older, _fresh())  # what the pipeline leaves after extending it: appended at the end
+    hashed = apply_pii(spec, PiiSettings((), ("email", "customer_card.last_4"), b"k"))
+    promoted = add_columns(spec, [Promotion("loyalty_tier", "STRING"), Promotion("lifetime_value.all.amount_tax",
+                                                                                 "NUMERIC")])
+    excluded = apply_pii(spec, PiiSettings(("customer_card.first_6", "lifetime_value.all", "status"), ()))
+    return [
+        Case("fresh", _fresh()),
+        Case("reversed", _reversed(_fresh())),
+        # A team's table whose metadata STRUCT<name, value> is swapped: the types line up, so BigQuery would
+        # silently write names into values if the staging table were not shaped like it.
+        Case("metadata-swapped", _swapped_metadata(_fresh())),
+        Case("older-spec-extended", extended),
+        Case("older-spec-not-extended", older),  # a server that refused the nested addition
+        Case("nested-exclusion-on-existing", _fresh(), wanted=excluded),
+        Case("hashed", _fresh(hashed), wanted=hashed),
+        Case("promoted", _fresh(promoted), wanted=promoted),
+        Case("history-same-shape", _fresh(), history=_history_of(_fresh())),
+        Case("history-reversed", _fresh(), history=_history_of(_reversed(_fresh()))),
+        Case("history-older", extended, history=_history_of(_fresh())),
+        Case("long-range", _fresh(), steps=tuple(LONG)),
+        Case("long-range-history-reversed", _reversed(_fresh()), history=_history_of(_reversed(_fresh())),
+             steps=tuple(LONG)),
+    ]
+
+
+def _statements(case: Case) -> tuple[list[str], dict[str, list[SchemaField]]]:
+    """What CustomersDestination sends for the case, and the tables it names with their schemas."""
+    wanted = case.wanted or customer_columns()
+    columns = table_columns(written_columns(wanted, case.destination, case.history))
+    names = [c.name for c in columns]
+    tables = {str(DEST): case.destination, str(STAGE): staging_schema(case.destination, names),
+              str(DEST.lock()): LOCK_SCHEMA}
+    history_staging = None
+    if case.history is not None:
+        tables[str(HIST)] = case.history
+        if same_shape(case.destination, case.history, names):
+            history_staging = STAGE
+        else:
+            history_staging = HSTAGE
+            tables[str(HSTAGE)] = staging_schema(case.history, names)
+    sql = [
+        apply_script(DEST, STAGE, names, case.steps, run_id="scheduled__2026-05-14T00:00:00+00:00",
+                     history=HIST if case.history is not None else None, history_staging=history_staging),
+        change_counts_query(DEST, STAGE, case.steps),
+        lock_init_statement(DEST.lock()),
+        lock_statement(DEST.lock(), None),
+    ]
+    return sql, tables
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c.name)
+def test_every_statement_is_valid_googlesql_with_no_positional_struct_mismatch(zeta: Checker, case: Case) -> None:
+    statements, tables = _statements(case)
+    findings = [f for sql in statements for f in zeta.analyze(sql, tables)]
+    assert findings == [], "\n".join(str(f) for f in findings[:3])
+
+
+@pytest.mark.parametrize(("shape", "kind"), [(_reversed, "error"), (_swapped_metadata, "struct_mismatch")],
+                         ids=["reversed-types-differ", "swapped-types-line-up"])
+def test_the_check_catches_a_staging_table_in_the_spec_order_against_a_reordered_destination(
+        zeta: Checker, shape, kind) -> None:
+    names = [c.name for c in table_columns()]
+    tables = {str(DEST): shape(_fresh()), str(STAGE): staging_schema(_fresh(), names), str(DEST.lock()): LOCK_SCHEMA}
+    findings = zeta.analyze(apply_script(DEST, STAGE, names, DAY), tables)
+    assert any(f.kind == kind for f in findings), findings
