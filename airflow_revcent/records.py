@@ -108,7 +108,7 @@ def value_kind(value: Any) -> str:
         if not value.is_finite():
             return "OTHER"
         exponent = value.as_tuple().exponent
-        fits = isinstance(exponent, int) and exponent >= -NUMERIC_PLACES and abs(value) < _NUMERIC_LIMIT
+        fits = isinstance(exponent, int) and exponent >= -NUMERIC_PLACES and value.copy_abs() < _NUMERIC_LIMIT
         return "NUMERIC" if fits else "FLOAT"
     return "OTHER"
 
@@ -449,7 +449,7 @@ class RecordConverter:
         if isinstance(exponent, int) and exponent < -NUMERIC_PLACES:
             value = value.quantize(_NUMERIC_QUANTUM, context=_CONTEXT).normalize(_CONTEXT)
             self.rounded_numbers += 1
-        if abs(value) >= _NUMERIC_LIMIT:
+        if value.copy_abs() >= _NUMERIC_LIMIT:
             raise _OutOfRange(_NUMERIC_RANGE)
         return value
 
@@ -511,7 +511,7 @@ def _check_float(value: Any) -> Any:
     if kind is int or kind is Decimal:
         if kind is Decimal and not value.is_finite():
             raise TypeError
-        if abs(value) > _FLOAT_LIMIT:
+        if (value.copy_abs() if kind is Decimal else abs(value)) > _FLOAT_LIMIT:
             raise _OutOfRange("FLOAT within the range of a double")
         return value
     raise TypeError
