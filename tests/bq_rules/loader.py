@@ -154,15 +154,14 @@ def _decimal(value: Any, *, places: int, digits: int, name: str) -> str | None:
         number = Decimal(value)
     except InvalidOperation:
         return f"{name} {value!r} is not a decimal"
-    sign, coefficient, exponent = number.as_tuple()
+    _, coefficient, exponent = number.as_tuple()
     assert isinstance(exponent, int)
     fraction = max(0, -exponent)
     integer = max(0, len(coefficient) + exponent) if any(coefficient) else 0
     if fraction > places:
         return f"{name} {value} has {fraction} fractional digits (at most {places})"
-    if integer > digits:
-        if name != "BIGNUMERIC" or integer > digits + 1 or number.copy_abs() > _BIGNUMERIC_MAX:
-            return f"{name} {value} has {integer} integer digits (at most {digits})"
+    if integer > digits and (name != "BIGNUMERIC" or integer > digits + 1 or number.copy_abs() > _BIGNUMERIC_MAX):
+        return f"{name} {value} has {integer} integer digits (at most {digits})"
     return None
 
 
@@ -203,7 +202,7 @@ def _timestamp(value: Any) -> str | None:
 
 
 def _json(value: Any) -> str | None:
-    if isinstance(value, NumberText) or isinstance(value, bool):
+    if isinstance(value, NumberText | bool):
         return None
     if isinstance(value, str):
         return "JSON holds a lone surrogate" if _SURROGATE.search(value) else None

@@ -125,7 +125,7 @@ def env_snapshot() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def loader_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def loader_rules(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every NDJSON file the pipeline uploads is checked row by row against its load job's schema
     (tests/bq_rules/loader.py) before it is sent: a row real BigQuery's loader would refuse fails the
     test, even where the local server is lenient. Yields the names of the files checked."""
@@ -156,4 +156,4 @@ def loader_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(bigquery.Client, "load_table_from_file", checked_load)
-    yield checked
+    return checked
