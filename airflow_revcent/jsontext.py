@@ -11,8 +11,12 @@ encoded as UTF-8 (BigQuery refuses it). :func:`repair_surrogates` replaces each 
 strings and in object keys, and says where it did (customer id, field path).
 
 Writing: :func:`dumps` is orjson (sorted keys, no spaces, UTF-8) with a ``Decimal`` written as the
-plain decimal text of its value (:func:`decimal_text`, never an exponent), as a JSON number.
-Integers beyond 64 bits, which orjson refuses, are written as their digits too.
+plain decimal text of its value (:func:`decimal_text`, never an exponent): as a JSON number when the
+nearest double is the same value (``19.99``, ``0.0000001``: any reader gets it exactly, and such
+rows hash as they did before decimals), otherwise as a JSON string of that text
+(``"12345678901234567890.12"``), which BigQuery's NDJSON loader reads exactly for NUMERIC and
+BIGNUMERIC, while a reader that parses numbers through a double would not. Integers beyond 64
+bits, which orjson refuses, are written as their digits.
 """
 
 from __future__ import annotations
@@ -101,11 +105,18 @@ def decimal_text(value: Decimal) -> str:
 
 def _default(value: Any) -> Any:
     if type(value) is Decimal:
-        return orjson.Fragment(decimal_text(value))
+        text = decimal_text(value)
+        return orjson.Fragment(text) if _exact_double(value) else text
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 _SORTED = orjson.OPT_SORT_KEYS
+
+
+def _exact_double(value: Decimal) -> bool:
+    """Whether the double nearest ``value`` has the same value (so a JSON number loses nothing)."""
+    number = float(value)
+    return number not in (float("inf"), float("-inf")) and Decimal(repr(number)) == value
 
 
 def dumps(value: Any) -> bytes:

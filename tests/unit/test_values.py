@@ -95,7 +95,10 @@ def test_numeric_values_are_exact_or_rounded_to_nine_places_and_counted(text, ex
     got, count = avg(value)
     assert jsontext.decimal_text(got) == expected
     assert count == rounded
-    assert canonical_json({"v": got}) == f'{{"v":{expected}}}'.encode()  # written exactly, as a number
+    # Written exactly: as a number when a double holds the value, else as a string (BigQuery reads both).
+    exact_as_double = Decimal(repr(float(Decimal(expected)))) == Decimal(expected)
+    written = expected if exact_as_double else f'"{expected}"'
+    assert canonical_json({"v": got}) == f'{{"v":{written}}}'.encode()
 
 
 @pytest.mark.parametrize("text", ["1e29", "100000000000000000000000000000", "-1e29",
@@ -143,6 +146,11 @@ def test_value_kind_of_decimals_and_big_integers(value, kind):
 def test_drift_promotes_decimal_fields():
     assert column_type({value_kind(Decimal("1.5")), value_kind(3)}) == "NUMERIC"
     assert column_type({value_kind(Decimal("33.333333333333336")), value_kind(3)}) == "FLOAT"
+
+
+def test_decimals_a_double_cannot_hold_are_written_as_strings():
+    assert canonical_json({"v": Decimal("12345678901234567890.12")}) == b'{"v":"12345678901234567890.12"}'
+    assert canonical_json({"v": Decimal("19.99"), "w": Decimal("2.5E+3")}) == b'{"v":19.99,"w":2500}'
 
 
 def test_canonical_json_is_deterministic_for_every_representation():
