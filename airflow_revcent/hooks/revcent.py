@@ -690,6 +690,7 @@ class RevCentHook(HttpHook):
         inflight: dict[Future[CustomersPage], tuple[int, int]] = {}
         stall = self.stall_seconds
         last_page = time.monotonic()
+        stalled = False
         try:
             while plan or inflight or plan.verify_finished_windows():
                 while plan and len(inflight) < limit:
@@ -703,6 +704,7 @@ class RevCentHook(HttpHook):
                 finished, _ = wait(inflight, timeout=_stall_poll(stall, last_page), return_when=FIRST_COMPLETED)
                 if not finished:
                     if time.monotonic() - last_page >= stall:
+                        stalled = True
                         raise RevCentStalledError(self._stall_message(readers, inflight, stall))
                     continue
                 last_page = time.monotonic()
@@ -712,11 +714,12 @@ class RevCentHook(HttpHook):
                     if batch.customers or batch.finished:
                         yield batch
         finally:
-            # Stop retries and pauses at once; requests on the wire end within their read timeout.
+            # Stop retries and pauses at once; requests on the wire end within their read timeout (after a
+            # stall they are not waited for: the error is raised now, the threads end on their own).
             self._cancelled.set()
             for future in inflight:
                 future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not stalled, cancel_futures=True)
 
     @property
     def stall_seconds(self) -> float:

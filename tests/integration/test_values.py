@@ -39,6 +39,7 @@ def test_messy_values_land_through_the_sample_dag(sandbox, connections, bq_clien
     monkeypatch.setenv("AIRFLOW_VAR_REVCENT_CUSTOMERS_TABLE", table_name)
     db.resetdb()
     dag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags")).dags["revcent_customers_to_bigquery"]
+    dag.get_task("customers_to_bigquery").retries = 0  # a failure fails now, not after minutes of retries
     run = dag.test(logical_date=datetime(2026, 5, 15, tzinfo=UTC), run_conf=RANGE)
     assert run.state == "success"
     assert loader_rules, "the upload was checked"
