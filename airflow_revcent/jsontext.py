@@ -16,7 +16,8 @@ nearest double is the same value (``19.99``, ``0.0000001``: any reader gets it e
 rows hash as they did before decimals), otherwise as a JSON string of that text
 (``"12345678901234567890.12"``), which BigQuery's NDJSON loader reads exactly for NUMERIC and
 BIGNUMERIC, while a reader that parses numbers through a double would not. Integers beyond 64
-bits, which orjson refuses, are written as their digits.
+bits (orjson refuses them, and BigQuery's JSON type holds none of them exactly) are written as JSON
+strings of their digits too.
 """
 
 from __future__ import annotations
@@ -127,14 +128,14 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_default, option=_SORTED)
     except orjson.JSONEncodeError:
-        # An integer beyond 64 bits (orjson refuses them): write such integers as decimal text.
+        # An integer beyond 64 bits (orjson refuses them): write such integers as strings of their digits.
         return orjson.dumps(_big_ints(value), default=_default, option=_SORTED)
 
 
 def _big_ints(value: Any) -> Any:
     kind = type(value)
     if kind is int and not -(1 << 63) <= value < (1 << 64):
-        return orjson.Fragment(str(value))
+        return str(value)
     if kind is list:
         return [_big_ints(v) for v in value]
     if kind is dict:

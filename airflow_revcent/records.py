@@ -73,6 +73,8 @@ _NUMERIC_LIMIT = Decimal(10) ** NUMERIC_INTEGER_DIGITS
 _NUMERIC_QUANTUM = Decimal(1).scaleb(-NUMERIC_PLACES)
 #: Room for any NUMERIC and then some: quantize and normalize must never round by precision.
 _CONTEXT = Context(prec=100, rounding=ROUND_HALF_UP)
+#: Integers up to 2**53 are exact as doubles, so any reader gets a JSON number of them right.
+_EXACT_DOUBLE_INT = 1 << 53
 #: The largest finite double, for promoted FLOAT columns.
 _FLOAT_LIMIT = Decimal("1.7976931348623157E+308")
 
@@ -438,8 +440,10 @@ class RecordConverter:
     def _check_numeric(self, value: Any) -> Any:
         kind = type(value)
         if kind is int:
-            if -_NUMERIC_LIMIT < value < _NUMERIC_LIMIT:
+            if -_EXACT_DOUBLE_INT <= value <= _EXACT_DOUBLE_INT:
                 return value
+            if -_NUMERIC_LIMIT < value < _NUMERIC_LIMIT:
+                return Decimal(value)  # written as a string when a double cannot hold it (see jsontext)
             raise _OutOfRange(_NUMERIC_RANGE)
         if kind is float:  # a caller's own float (pages are parsed to Decimal): read by its repr
             value = Decimal(repr(value))

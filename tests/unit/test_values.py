@@ -153,8 +153,14 @@ def test_decimals_a_double_cannot_hold_are_written_as_strings():
     assert canonical_json({"v": Decimal("19.99"), "w": Decimal("2.5E+3")}) == b'{"v":19.99,"w":2500}'
 
 
+def test_numeric_integers_a_double_cannot_hold_are_written_exactly_as_strings():
+    row, _ = convert({"lifetime_value": {"all": {"amount_total": 10**28 + 1, "amount_net": 2**53}}})
+    assert canonical_json(row["lifetime_value"]["all"]) == b'{"amount_net":9007199254740992,"amount_total":' \
+                                                          b'"10000000000000000000000000001"}'
+
+
 def test_canonical_json_is_deterministic_for_every_representation():
     row = {"b": Decimal("1E-7"), "a": [2**70, Decimal("20.0"), 1.5, "Zo\u00eb"], "c": {"y": 1, "x": None}}
     text = canonical_json(row)
-    assert text == '{"a":[1180591620717411303424,20.0,1.5,"Zo\u00eb"],"b":0.0000001,"c":{"x":null,"y":1}}'.encode()
+    assert text == '{"a":["1180591620717411303424",20.0,1.5,"Zo\u00eb"],"b":0.0000001,"c":{"x":null,"y":1}}'.encode()
     assert canonical_json(jsontext.loads(text)) == text  # a round trip gives the same text, the same hash
