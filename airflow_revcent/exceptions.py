@@ -61,6 +61,10 @@ class RevCentCancelled(RevCentError):
     """A request was not sent because the read it belonged to had been stopped."""
 
 
+class RevCentStalledError(RevCentError):
+    """No page arrived for longer than ``stall_timeout``: the server or network holds requests open."""
+
+
 class RevCentWindowUnsettledError(RevCentError):
     """A window's result kept changing while it was paged, for more passes than allowed."""
 

@@ -1,8 +1,10 @@
 """Rows to newline-delimited JSON files on local disk, as they arrive: memory stays flat.
 
-Each row is serialised once, canonically (sorted keys, no spaces); the SHA-256 of that text is
-the row's ``_content_hash``, and the metadata columns are spliced onto the same text, so a row
-costs one ``json.dumps``. Files roll over at ``max_file_bytes`` (each becomes one load job).
+Each row is serialised once, canonically (:func:`airflow_revcent.jsontext.dumps`: sorted keys, no
+spaces, decimals exact); the SHA-256 of that text is the row's ``_content_hash``, and the metadata
+columns are spliced onto the same text, so a row costs one serialisation. Each row carries the time
+its page was received (``_extracted_at``): overlapping runs are ordered by when each customer was
+read, not by when the run started. Files roll over at ``max_file_bytes`` (each becomes one load job).
 
 The writer also keeps an order-independent digest of the rows (their hashes summed modulo
 2**256): pages arrive in any order, and the digest names the content whatever the order.
@@ -22,8 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-import orjson
-
+from airflow_revcent import jsontext
 from airflow_revcent.schema import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
 
 #: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
@@ -33,44 +34,58 @@ TEMP_PREFIX = "airflow-revcent-"
 _MOD = 1 << 256
 #: The columns spliced onto each row here (everything the pipeline adds but _unknown_fields).
 _METADATA = tuple(c.name for c in METADATA_COLUMNS if c.name != UNKNOWN_FIELDS_COLUMN)
-_SORTED = orjson.OPT_SORT_KEYS
-_fallback = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+#: The members set per row from the time its page was received.
+_READ_TIME_MEMBERS = ("_extracted_at", "_first_seen_at", "_last_changed_at")
 
 
 def canonical_json(row: dict[str, Any]) -> bytes:
-    """The row's canonical text: sorted keys, no spaces, UTF-8, shortest float repr.
+    """The row's canonical text: sorted keys, no spaces, UTF-8, decimals as their exact plain text,
+    floats in shortest form (see :func:`airflow_revcent.jsontext.dumps`).
 
-    orjson does this ten times faster than the standard library; integers beyond 64 bits, which
-    orjson refuses, fall back to the standard library (the same text for every other value).
+    :param row: the row (the API part).
     """
-    try:
-        return orjson.dumps(row, option=_SORTED)
-    except orjson.JSONEncodeError:
-        return _fallback(row).encode()
+    return jsontext.dumps(row)
+
+
+def timestamp_text(at: datetime) -> str:
+    """TIMESTAMP text of an aware datetime: ``2026-11-02T01:02:03.000000Z`` (4-digit year).
+
+    :param at: the instant.
+    """
+    utc = at.astimezone(UTC)
+    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+            f"{utc.microsecond:06d}Z")
+
+
+def read_time_members(at: datetime) -> bytes:
+    """The per-row members for a page received at ``at`` (spliced onto each of its rows).
+
+    :param at: when the page was received.
+    """
+    text = timestamp_text(at)
+    return "".join(f',"{name}":"{text}"' for name in _READ_TIME_MEMBERS).encode()
 
 
 def _ts(unix: int) -> str:
-    return datetime.fromtimestamp(unix, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = datetime.fromtimestamp(unix, tz=UTC)
+    return f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}Z"
 
 
 def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end: int, run_id: str | None) -> str:
     """The JSON members shared by every row of one run (spliced onto each row's text).
 
-    :param extracted_at: when the extraction started.
+    :param extracted_at: the read time of rows written without one (see :meth:`NdjsonWriter.write`).
     :param interval_start: first second of the run's interval.
     :param interval_end: first second after it.
     :param run_id: the Airflow run id.
     """
-    at = extracted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     members = {
-        "_first_seen_at": at,
-        "_last_changed_at": at,
-        "_extracted_at": at,
         "_interval_start": _ts(interval_start),
         "_interval_end": _ts(interval_end),
         "_run_id": run_id,
     }
-    return "," + json.dumps(members, ensure_ascii=False, separators=(",", ":"))[1:-1]
+    return read_time_members(extracted_at).decode() + "," + json.dumps(
+        members, ensure_ascii=False, separators=(",", ":"))[1:-1]
 
 
 def sweep_stale_dirs(base: str | None = None, *, older_than: float = 3600.0) -> list[str]:
@@ -112,7 +127,12 @@ class NdjsonWriter:
     """
 
     def __init__(self, suffix: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, directory: str | None = None):
-        self._suffix = (suffix + "}\n").encode()
+        # The suffix starts with the default read-time members; a row with its own read time replaces them.
+        self._default_read = read_time_members(datetime(2000, 1, 1, tzinfo=UTC))
+        encoded = suffix.encode()
+        self._read_len = len(self._default_read) if encoded[: len(self._default_read)].startswith(
+            b',"_extracted_at":"') else 0
+        self._suffix = encoded + b"}\n"
         self.max_file_bytes = max_file_bytes
         self.folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=directory))
         (self.folder / "owner.pid").write_text(str(os.getpid()))
@@ -127,8 +147,12 @@ class NdjsonWriter:
         self._file_bytes = 0
         self._generation = 0
 
-    def write(self, row: dict[str, Any]) -> None:
-        """Append one row (the API part; metadata is added here)."""
+    def write(self, row: dict[str, Any], read_at: bytes | None = None) -> None:
+        """Append one row (the API part; metadata is added here).
+
+        :param row: the row.
+        :param read_at: :func:`read_time_members` of when its page was received (default: the suffix's).
+        """
         text = canonical_json(row)
         created = row["created_date_unix"]
         if self.created_min is None or created < self.created_min:
@@ -140,7 +164,7 @@ class NdjsonWriter:
         line = b"".join((
             text[:-1],
             f',"_created_at":"{_ts(row["created_date_unix"])}","_content_hash":"{content_hash}"'.encode(),
-            self._suffix,
+            self._suffix if read_at is None or not self._read_len else read_at + self._suffix[self._read_len:],
         ))
         if self._handle is None or (self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes):
             self._roll()
@@ -172,10 +196,14 @@ class NdjsonWriter:
         for path in old:
             with path.open("rb") as lines:
                 for line in lines:
-                    row = orjson.loads(line)
+                    row = jsontext.loads(line)
+                    read_at = row.get("_extracted_at")
                     for name in _METADATA:
                         row.pop(name, None)
-                    self.write(transform(row))
+                    members = None
+                    if isinstance(read_at, str):
+                        members = "".join(f',"{n}":"{read_at}"' for n in _READ_TIME_MEMBERS).encode()
+                    self.write(transform(row), members)
             path.unlink()
 
     def flush(self) -> list[Path]:

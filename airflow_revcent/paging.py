@@ -40,13 +40,17 @@ class CustomersPage:
     :param current_page: the page the API says it served.
     :param total_count: customers matching the request, according to this response.
     :param total_pages: pages for the request's ``limit``, according to this response.
-    :param customers: the page's customers, as the API sent them.
+    :param customers: the page's customers, as the API sent them (lone surrogates already replaced).
+    :param received_at: when the page's body was received (unix seconds): the read time of its customers.
+    :param repairs: (customer id, field path) of each value whose lone surrogates were replaced by U+FFFD.
     """
 
     current_page: int
     total_count: int
     total_pages: int
     customers: list[dict[str, Any]]
+    received_at: float = 0.0
+    repairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

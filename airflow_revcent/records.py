@@ -3,31 +3,53 @@
 It runs once per customer, so the field checks are compiled once into closures that know their
 column and path; nothing is looked up or concatenated per field at run time.
 
-What happens to values:
+How values land (every value written is one BigQuery's NDJSON loader accepts for its column):
 
-* Values arrive unchanged: strings (empty ones too), numbers, booleans, array order.
-* Date-time strings become RFC 3339 UTC (``2025-03-04T05:06:07.000000Z``), the TIMESTAMP text
-  BigQuery loads everywhere; an empty date-time string has no TIMESTAMP value and becomes NULL.
+* Pages are parsed exactly (:mod:`airflow_revcent.jsontext`): numbers with a fraction or an
+  exponent are ``Decimal`` of their text, never a binary float; integers are ints of any size.
+* Text: a lone surrogate escape (``"\\ud83d"``, a string cut inside an emoji) becomes U+FFFD in its
+  place, the rest of the string intact, in values and in object keys; each (customer id, field
+  path) is logged once and counted (summary ``replaced_surrogates``). Everything else arrives
+  unchanged: strings (empty ones too), booleans, array order.
+* INTEGER: an integer within INT64 (-2**63 .. 2**63-1); outside it is a data error.
+* NUMERIC (money, and averages of it): at most 29 integer digits and 9 decimal places, BigQuery's
+  NUMERIC. A value with more places (a float artifact such as ``33.333333333333336`` or
+  ``0.30000000000000004``, an exponent form such as ``1e-12``) is rounded to 9 places half away from
+  zero, as BigQuery's own ``CAST`` rounds, trailing zeros dropped; each rounded value is counted
+  (summary ``rounded_numbers``). A value needing more than 29 integer digits is a data error.
+  Values are written as exact JSON numbers in plain decimal notation (``1e-7`` -> ``0.0000001``).
+* TIMESTAMP: date-time strings become RFC 3339 UTC with a zero-padded 4-digit year and
+  microseconds (``0001-01-01T00:00:00.000000Z``). An empty or whitespace-only string has no
+  TIMESTAMP value and becomes NULL. A leap second (``23:59:60``, RFC 3339 allows it; BigQuery has
+  none) becomes ``23:59:59.999999`` of the same minute, before the offset is applied. A value
+  outside 0001-01-01 .. 9999-12-31 once converted to UTC (``0001-01-01T00:00:00+01:00``) is a data
+  error, as is any text that is not an ISO-8601 date-time.
 * ``null`` for an array is an empty array (BigQuery has no NULL arrays); an absent field is NULL.
 * Fields the spec does not describe are never dropped: they go to ``_unknown_fields`` (a JSON
   column) by path, and their paths are reported once per run.
-* A value of the wrong type fails the run with the customer id and field path
-  (``on_invalid_record="fail"``), or is kept in ``_unknown_fields`` (``"keep"``).
+* A data error (a value of the wrong type, or outside its column's range) fails the run with the
+  customer id and field path (``on_invalid_record="fail"``), or the value is kept as sent in
+  ``_unknown_fields`` (``"keep"``). A customer whose id is null or empty is a data error too
+  (see :mod:`airflow_revcent.paging`): ``"keep"`` skips it and counts it.
 * ``exclude_fields`` drop fields before they leave the worker; ``hash_fields`` replace values by
-  a keyed SHA-256 (HMAC) hex digest.
+  a keyed SHA-256 (HMAC) hex digest (of the value's canonical JSON when it is not a string).
+* The content hash is the SHA-256 of the row's canonical JSON (:func:`airflow_revcent.jsontext.dumps`):
+  deterministic for decimals (their plain text) as for every other value.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Literal
 
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
+from airflow_revcent.jsontext import decimal_text, dumps
 from airflow_revcent.schema import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column, find_column
 
 InvalidPolicy = Literal["fail", "keep"]
@@ -43,37 +65,101 @@ class _Mismatch(Exception):
         self.expected = expected
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+#: NUMERIC: 38 digits, 9 of them after the point (BigQuery's NUMERIC).
+NUMERIC_PLACES = 9
+NUMERIC_INTEGER_DIGITS = 29
+_NUMERIC_LIMIT = Decimal(10) ** NUMERIC_INTEGER_DIGITS
+_NUMERIC_QUANTUM = Decimal(1).scaleb(-NUMERIC_PLACES)
+#: Room for any NUMERIC and then some: quantize and normalize must never round by precision.
+_CONTEXT = Context(prec=100, rounding=ROUND_HALF_UP)
+#: Integers up to 2**53 are exact as doubles, so any reader gets a JSON number of them right.
+_EXACT_DOUBLE_INT = 1 << 53
+#: The largest finite double, for promoted FLOAT columns.
+_FLOAT_LIMIT = Decimal("1.7976931348623157E+308")
+
+
+class _OutOfRange(ValueError):
+    """A value of the right JSON type that its column cannot hold (internal)."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
 def value_kind(value: Any) -> str:
-    """The column type a JSON value would need: STRING, BOOLEAN, INTEGER, NUMERIC (a decimal with at
-    most 9 places, exact in BigQuery's NUMERIC), FLOAT, or OTHER (objects, arrays)."""
+    """The column type a JSON value would need: STRING, BOOLEAN, INTEGER (within INT64), NUMERIC (a
+    decimal with at most 9 places and 29 integer digits, exact in BigQuery's NUMERIC; also an integer
+    beyond INT64 that fits), FLOAT (any other number), or OTHER (objects, arrays).
+
+    :param value: a parsed JSON value (decimals as ``Decimal``; a ``float`` is read by its repr).
+    """
     kind = type(value)
     if kind is str:
         return "STRING"
     if kind is bool:
         return "BOOLEAN"
     if kind is int:
-        return "INTEGER"
+        if INT64_MIN <= value <= INT64_MAX:
+            return "INTEGER"
+        return "NUMERIC" if abs(value) < _NUMERIC_LIMIT else "FLOAT"
     if kind is float:
-        digits = repr(value)
-        places = len(digits.partition(".")[2]) if "e" not in digits else 99
-        return "NUMERIC" if places <= 9 and abs(value) < 1e29 else "FLOAT"
+        value = Decimal(repr(value))
+        kind = Decimal
+    if kind is Decimal:
+        if not value.is_finite():
+            return "OTHER"
+        exponent = value.as_tuple().exponent
+        fits = isinstance(exponent, int) and exponent >= -NUMERIC_PLACES and value.copy_abs() < _NUMERIC_LIMIT
+        return "NUMERIC" if fits else "FLOAT"
     return "OTHER"
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    if value is None:
+        return "null"
+    return "number" if type(value) is Decimal else type(value).__name__
+
+
+#: Seconds field 60 (a leap second) in an ISO-8601 time: ``23:59:60``, ``23:59:60.5``, ``23:59:60Z``.
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}:)60(?:[.,]\d+)?(?=$|[Zz+-])", re.IGNORECASE)
+_TIMESTAMP_RANGE = "a TIMESTAMP within 0001-01-01 and 9999-12-31 UTC"
 
 
 def _timestamp(value: str) -> str | None:
-    if value == "":
-        return None
+    """RFC 3339 UTC text with a 4-digit year, or None for an empty or whitespace-only string.
+
+    :raises ValueError: not an ISO-8601 date-time; :class:`_OutOfRange` outside BigQuery's range.
+    """
     text = value.strip()
+    if not text:
+        return None
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
+    leap = _LEAP_SECOND.search(text)
+    if leap is not None:
+        # BigQuery has no leap seconds: the last representable instant of that minute.
+        text = text[: leap.start()] + leap.group(1) + "59.999999" + text[leap.end():]
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise _OutOfRange(_TIMESTAMP_RANGE) from None
+    if utc.tzinfo is not UTC:  # pragma: no cover - astimezone(UTC) always gives UTC
+        utc = utc.replace(tzinfo=UTC)
+    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}.{utc.microsecond:06d}Z")
+
+
+def _hash_text(value: Any) -> str:
+    """The text a hashed field's HMAC is computed over: the string itself, else its JSON."""
+    if isinstance(value, str):
+        return value
+    if type(value) is Decimal:
+        return decimal_text(value)
+    return dumps(value).decode()
 
 
 @dataclass(frozen=True)
@@ -163,6 +249,8 @@ class RecordConverter:
         #: For each unknown path, the kinds of value seen (see :func:`value_kind`): what a promotion
         #: to a typed column needs to know.
         self.unknown_kinds: dict[str, set[str]] = {}
+        #: NUMERIC values rounded to 9 places (see the module docstring).
+        self.rounded_numbers = 0
         self._root = self._record(columns, "")
 
     # -- compilation: per object, a table of plain type checks and a table of converters ---------
@@ -263,6 +351,9 @@ class RecordConverter:
         """The offending value for an error message: scalars only, never a PII field's."""
         if self._pii_under(_plain(bad.path)):
             return "<withheld: a PII field>"
+        if type(bad.value) is Decimal:
+            text = str(bad.value)
+            return text if len(text) <= 80 else text[:77] + "..."
         if isinstance(bad.value, dict | list):
             return f"a JSON {'object' if isinstance(bad.value, dict) else 'array'}"
         text = repr(bad.value)
@@ -273,8 +364,7 @@ class RecordConverter:
         if path in self.pii.exclude_fields:
             return None
         if path in self.pii.hash_fields:
-            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-            return hmac.new(self.pii.hash_key or b"", text.encode(), hashlib.sha256).hexdigest()
+            return hmac.new(self.pii.hash_key or b"", _hash_text(value).encode(), hashlib.sha256).hexdigest()
         if isinstance(value, list):
             return [self._scrub(item, path) for item in value]
         if isinstance(value, dict) and self._pii_under(path):
@@ -326,21 +416,46 @@ class RecordConverter:
             key = self.pii.hash_key or b""
 
             def hashed(value: Any) -> str:
-                text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-                return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+                return hmac.new(key, _hash_text(value).encode(), hashlib.sha256).hexdigest()
 
             return hashed
-        if col.type != "TIMESTAMP":
+        check = self._checks().get(col.type)
+        if check is None:
             raise RevCentConfigError(f"Column {path} has type {col.type}, which the pipeline cannot fill.")
-        check = _check_timestamp
 
         def scalar(value: Any) -> Any:
             try:
                 return check(value)
+            except _OutOfRange as exc:
+                raise _Mismatch(path, value, exc.expected) from None
             except (TypeError, ValueError):
                 raise _Mismatch(path, value, col.type) from None
 
         return scalar
+
+    def _checks(self) -> dict[str, Callable[[Any], Any]]:
+        return {"TIMESTAMP": _check_timestamp, "INTEGER": _check_integer, "NUMERIC": self._check_numeric,
+                "FLOAT": _check_float}
+
+    def _check_numeric(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is int:
+            if -_EXACT_DOUBLE_INT <= value <= _EXACT_DOUBLE_INT:
+                return value
+            if -_NUMERIC_LIMIT < value < _NUMERIC_LIMIT:
+                return Decimal(value)  # written as a string when a double cannot hold it (see jsontext)
+            raise _OutOfRange(_NUMERIC_RANGE)
+        if kind is float:  # a caller's own float (pages are parsed to Decimal): read by its repr
+            value = Decimal(repr(value))
+        elif kind is not Decimal or not value.is_finite():
+            raise TypeError
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -NUMERIC_PLACES:
+            value = value.quantize(_NUMERIC_QUANTUM, context=_CONTEXT).normalize(_CONTEXT)
+            self.rounded_numbers += 1
+        if value.copy_abs() >= _NUMERIC_LIMIT:
+            raise _OutOfRange(_NUMERIC_RANGE)
+        return value
 
     # -- per record -----------------------------------------------------------------------------
     def convert(self, customer: dict[str, Any]) -> dict[str, Any]:
@@ -380,14 +495,37 @@ def _check_timestamp(value: Any) -> str | None:
     return _timestamp(value)
 
 
-#: Column types whose values are checked by their Python type alone (JSON has no NaN or Infinity,
-#: and ``bool`` is not ``int`` for ``type(...) in``).
+_NUMERIC_RANGE = f"NUMERIC, at most {NUMERIC_INTEGER_DIGITS} integer digits (BigQuery's NUMERIC)"
+_INTEGER_RANGE = "INTEGER within INT64 (-2**63 .. 2**63-1)"
+
+
+def _check_integer(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    raise _OutOfRange(_INTEGER_RANGE)
+
+
+def _check_float(value: Any) -> Any:
+    """A promoted FLOAT column: any finite number a double can hold, written as sent."""
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int or kind is Decimal:
+        if kind is Decimal and not value.is_finite():
+            raise TypeError
+        if (value.copy_abs() if kind is Decimal else abs(value)) > _FLOAT_LIMIT:
+            raise _OutOfRange("FLOAT within the range of a double")
+        return value
+    raise TypeError
+
+
+#: Column types whose values are checked by their Python type alone (``bool`` is not ``int`` for
+#: ``type(...) in``). Numbers and date-times have ranges: they go through their check functions.
 _PLAIN_TYPES: dict[str, frozenset[type]] = {
     "STRING": frozenset({str}),
-    "INTEGER": frozenset({int}),
-    "NUMERIC": frozenset({int, float}),
     "BOOLEAN": frozenset({bool}),
-    "FLOAT": frozenset({int, float}),  # a promoted column (see drift.py)
 }
 
 __all__ = ["PARTITION_COLUMN", "PiiSettings", "RecordConverter", "apply_pii"]

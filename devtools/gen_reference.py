@@ -120,6 +120,7 @@ def render() -> str:
         "timeout": "", "retry_max_attempts": hook_module.DEFAULT_RETRY_MAX_ATTEMPTS,
         "retry_max_seconds": hook_module.DEFAULT_RETRY_MAX_SECONDS,
         "retry_initial_backoff": hook_module.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": True,
+        "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "see stall_timeout",
     }
     hook_docs = _doc_params(hook_module.RevCentHook)
     for extra in hook_module.KNOWN_EXTRAS:

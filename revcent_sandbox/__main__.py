@@ -20,6 +20,7 @@ from types import FrameType
 
 from revcent_sandbox.data import CustomerStore
 from revcent_sandbox.faults import FAULT_KINDS, MIXED_KINDS, FaultPlan
+from revcent_sandbox.messy import MESSY_MODES
 from revcent_sandbox.server import SandboxServer
 
 
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--end", type=_utc_date, default=_utc_date("2026-12-01"), help="ISO date, UTC, exclusive"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--messy-values",
+        choices=MESSY_MODES,
+        default="none",
+        help="landing: a few customers carry values a real API sends (lone surrogates, year-1/9999 and "
+        "leap-second dates, float-artifact and huge money); out-of-range: also values no column holds",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0)
     parser.add_argument("--rate-limit", type=float, default=0.0, help="requests per second; 0 = unlimited")
@@ -98,7 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    store = CustomerStore(seed=args.seed, count=args.customers, start=args.start, end=args.end)
+    store = CustomerStore(
+        seed=args.seed,
+        count=args.customers,
+        start=args.start,
+        end=args.end,
+        messy=args.messy_values,
+    )
     faults = None
     if args.fault_rate > 0:
         faults = FaultPlan.mixed(

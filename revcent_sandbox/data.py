@@ -23,7 +23,10 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final, TypeVar
+
+from revcent_sandbox import messy as _messy
 
 __all__ = [
     "CUSTOMER_FIELDS",
@@ -831,7 +834,14 @@ class CustomerStore:
     """
 
     def __init__(
-        self, *, seed: int = 1, count: int = 300, start: int, end: int, cache_size: int = 50_000
+        self,
+        *,
+        seed: int = 1,
+        count: int = 300,
+        start: int,
+        end: int,
+        cache_size: int = 50_000,
+        messy: str = "none",
     ) -> None:
         if end <= start:
             raise ValueError(f"end ({end}) must be greater than start ({start})")
@@ -846,6 +856,8 @@ class CustomerStore:
         self._cache_size = max(1, cache_size)
         self._query_cache: OrderedDict[tuple[int, int, CustomerFilter, int], list[int]] = OrderedDict()
         self._epoch = 0  # bumped on every change; keys the filtered-query cache
+        #: index -> messy variant (see revcent_sandbox.messy); generated customers only.
+        self.messy: dict[int, str] = _messy.pick(seed, range(len(_PROFILES), count), messy)
 
         draw = _rng(seed, 0, 0, _SALT_CREATED).random
         span = end - start
@@ -972,7 +984,9 @@ class CustomerStore:
             made: list[tuple[tuple[int, int, int], bytes]] = []
             for i in missing:
                 index, created, version, unknown = snaps[i]
-                data = _encode(self._gen.build(index, created, version, bool(unknown)))
+                obj = self._gen.build(index, created, version, bool(unknown))
+                variant = self.messy.get(index)
+                data = _encode(obj) if variant is None else _messy.encode(_messy.apply(obj, variant))
                 out[i] = data
                 made.append(((index, version, unknown), data))
             with self._lock:
@@ -1074,10 +1088,16 @@ class CustomerStore:
             snaps = [self._snap(i) for i in indices]
         return total, self._encoded(snaps)
 
-    def truth(self, start: int, end: int, filters: CustomerFilter | None = None) -> list[JSONDict]:
+    def truth(
+        self, start: int, end: int, filters: CustomerFilter | None = None, *, exact: bool = False
+    ) -> list[JSONDict]:
         """Customers with ``start <= created_date_unix < end`` (half-open), oldest first,
-        each exactly as served: what a correct client must end up with."""
-        return [json.loads(b) for b in self.truth_bytes(start, end, filters)]
+        each exactly as served: what a correct client must end up with.
+
+        ``exact=True`` reads numbers with a fraction or exponent as ``Decimal`` (the messy values'
+        text survives); the default reads them as floats."""
+        parse = {"parse_float": Decimal} if exact else {}
+        return [json.loads(b, **parse) for b in self.truth_bytes(start, end, filters)]
 
     def truth_bytes(self, start: int, end: int, filters: CustomerFilter | None = None) -> list[bytes]:
         """Like :meth:`truth`, as the encoded bytes (one JSON object each, no newline)."""

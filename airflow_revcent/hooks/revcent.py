@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import orjson
 import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
 
-from airflow_revcent import __version__
+from airflow_revcent import __version__, jsontext
 from airflow_revcent.exceptions import (
     RevCentAPIError,
     RevCentAuthError,
@@ -36,6 +36,7 @@ from airflow_revcent.exceptions import (
     RevCentConfigError,
     RevCentRequestError,
     RevCentRetryBudgetExceeded,
+    RevCentStalledError,
     RevCentTransientError,
 )
 from airflow_revcent.filters import CustomerFilters
@@ -55,6 +56,9 @@ DEFAULT_MAX_CONCURRENCY = 4
 DEFAULT_MAX_REQUESTS_PER_SECOND = 10.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+#: Seconds one attempt may take from sending the request to the last byte of the body: a server
+#: that trickles bytes (each read within read_timeout) cannot hold a request longer.
+DEFAULT_REQUEST_TIMEOUT = 120.0
 DEFAULT_RETRY_MAX_ATTEMPTS = 8
 DEFAULT_RETRY_MAX_SECONDS = 600.0
 #: The first retry waits up to this long (full jitter); each further one up to twice as long.
@@ -69,6 +73,8 @@ KNOWN_EXTRAS = (
     "max_requests_per_second",
     "connect_timeout",
     "read_timeout",
+    "request_timeout",
+    "stall_timeout",
     "timeout",
     "retry_max_attempts",
     "retry_max_seconds",
@@ -126,8 +132,41 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 def _envelope(body: Any) -> tuple[str | None, str | None]:
     if isinstance(body, dict):
         code, message = body.get("error_code"), body.get("message")
-        return (str(code) if code is not None else None, str(message) if message is not None else None)
+        return (_clean(code) if code is not None else None, _clean(message) if message is not None else None)
     return None, None
+
+
+def _clean(value: Any) -> str:
+    # An envelope's text goes into messages and logs: never with a lone surrogate in it.
+    return jsontext.repair_surrogates(str(value), "", lambda _path: None)  # type: ignore[no-any-return]
+
+
+#: Error envelopes (``code: 0``) whose error_code or message says the key was rejected: failed at once
+#: like a 401, whatever the HTTP status. RevCent does not document its error codes; these are the
+#: words an auth failure is spelled with.
+_AUTH_ENVELOPE = re.compile(
+    r"api[\s_-]*key|unauthori[sz]ed|unauthenticated|forbidden|not[\s_-]*authori[sz]ed|access[\s_-]*denied|"
+    r"invalid[\s_-]*(key|credential|token)|auth",
+    re.IGNORECASE,
+)
+#: Error envelopes that refuse the request itself (a parameter): never retried, like a 400.
+_REQUEST_ENVELOPE = re.compile(r"invalid|missing|parameter|bad[\s_-]*request|not[\s_-]*allowed|exceed",
+                               re.IGNORECASE)
+
+
+def envelope_kind(error_code: str | None, api_message: str | None) -> str:
+    """What an error envelope means: ``"auth"`` (the key was rejected), ``"request"`` (the request was
+    refused) or ``"transient"`` (anything else: worth retrying).
+
+    :param error_code: the envelope's ``error_code``.
+    :param api_message: the envelope's ``message``.
+    """
+    code = error_code or ""
+    if _AUTH_ENVELOPE.search(code) or (api_message and _AUTH_ENVELOPE.search(api_message)):
+        return "auth"
+    if _REQUEST_ENVELOPE.search(code):
+        return "request"
+    return "transient"
 
 
 def _describe(status: int, error_code: str | None, api_message: str | None) -> str:
@@ -151,7 +190,11 @@ def parse_customers_response(
 
     A body is a page only when it is JSON with ``code == 1`` and the envelope fields. Anything
     else raises: :class:`RevCentTransientError` (429, 5xx, a cut or unreadable body, an error
-    envelope with HTTP 200), :class:`RevCentAuthError` (401/403) or :class:`RevCentRequestError`.
+    envelope with HTTP 200), :class:`RevCentAuthError` (401/403, or an error envelope saying the key
+    was rejected) or :class:`RevCentRequestError` (another 4xx, or an envelope refusing a parameter).
+
+    The body is parsed exactly (:func:`airflow_revcent.jsontext.loads`); lone surrogates in the
+    customers are replaced by U+FFFD and reported in :attr:`CustomersPage.repairs`.
 
     :param status: HTTP status code.
     :param content: raw body.
@@ -160,8 +203,8 @@ def parse_customers_response(
     :param query: the request's query string, shown when the API refuses it (it never holds the key).
     """
     try:
-        body: Any = orjson.loads(content)
-    except orjson.JSONDecodeError:
+        body: Any = jsontext.loads(content)
+    except (ValueError, RecursionError):
         body = None
     error_code, api_message = _envelope(body)
     detail = _describe(status, error_code, api_message)
@@ -199,6 +242,20 @@ def parse_customers_response(
         )
     if not isinstance(body, dict) or body.get("code") != 1:
         code = body.get("code") if isinstance(body, dict) else None
+        kind = envelope_kind(error_code, api_message) if code == 0 else "transient"
+        if kind == "auth":
+            raise RevCentAuthError(
+                f"RevCent rejected the API key for the {what} in an error envelope despite HTTP {status} "
+                f"({detail}). Put a valid RevCent API key in the connection's password field, and check it "
+                "is for the right mode (Live or Test).",
+                status=status, error_code=error_code, api_message=api_message,
+            )
+        if kind == "request":
+            raise RevCentRequestError(
+                f"RevCent refused the {what} in an error envelope despite HTTP {status} ({detail}); the query "
+                f"was {query or '(not shown)'}. Fix the argument the API's message names (filters, "
+                "window_size, page_size).", status=status, error_code=error_code, api_message=api_message,
+            )
         raise RevCentTransientError(
             f"RevCent answered the {what} with an error envelope despite HTTP {status} "
             f"(code={code!r}, {detail}).", status=status, error_code=error_code, api_message=api_message,
@@ -212,7 +269,15 @@ def parse_customers_response(
             f"RevCent's answer to the {what} has code 1 but not the documented envelope ({shown}, results "
             f"is {type(results).__name__}). The API contract changed; report it.", status=status,
         )
-    return CustomersPage(int(body["current_page"]), int(body["total_count"]), int(body["total_pages"]), results)
+    repairs: list[tuple[str, str]] = []
+    if jsontext.may_have_surrogates(content):
+        for customer in results:
+            found: list[str] = []
+            jsontext.repair_surrogates(customer, "", found.append)
+            customer_id = customer.get("id") if isinstance(customer, dict) else None
+            repairs += [(str(customer_id), path) for path in found]
+    return CustomersPage(int(body["current_page"]), int(body["total_count"]), int(body["total_pages"]), results,
+                         repairs=tuple(repairs))
 
 
 @dataclass(frozen=True)
@@ -225,6 +290,8 @@ class HookSettings:
     max_requests_per_second: float
     connect_timeout: float
     read_timeout: float
+    request_timeout: float
+    stall_timeout: float | None
     retry_max_attempts: int
     retry_max_seconds: float
     retry_initial_backoff: float
@@ -262,6 +329,10 @@ class WindowBatch:
     window: Window
     customers: list[dict[str, Any]]
     finished: WindowStats | None = None
+    #: When the page was received (unix seconds): the read time of these customers.
+    received_at: float = 0.0
+    #: (customer id, field path) of the values of these customers whose lone surrogates were replaced.
+    repairs: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RevCentHook(HttpHook):
@@ -270,7 +341,8 @@ class RevCentHook(HttpHook):
     The connection (type ``revcent``): host = API root (empty for ``https://api.revcent.com``),
     password = API key. Optional extras: ``max_concurrency``, ``max_requests_per_second``
     (``0`` = no limit), ``connect_timeout``, ``read_timeout``, ``retry_max_attempts``,
-    ``retry_max_seconds``, ``retry_initial_backoff``, ``verify`` (TLS verification, default true).
+    ``retry_max_seconds``, ``retry_initial_backoff``, ``request_timeout``, ``stall_timeout``, ``verify``
+    (TLS verification, default true).
     Arguments given here win
     over the extras. The constructor reads nothing; the connection is read on first use.
 
@@ -280,6 +352,11 @@ class RevCentHook(HttpHook):
         ``0`` for none).
     :param connect_timeout: seconds to establish a connection (default 10).
     :param read_timeout: seconds to wait for response data (default 60).
+    :param request_timeout: seconds one attempt may take to its last byte, however the server trickles
+        (default 120; checked between reads, so at most request_timeout + read_timeout).
+    :param stall_timeout: seconds a run may go without any page arriving before it fails, naming the
+        window and page it waits on (default: the longest one request can legitimately take,
+        retry_max_seconds + request_timeout + read_timeout + connect_timeout + 60).
     :param retry_max_attempts: attempts per request before giving up (default 8).
     :param retry_max_seconds: seconds per request, retries included, before giving up (default 600).
     :param retry_initial_backoff: upper bound of the first wait between attempts, doubling per attempt up
@@ -305,6 +382,8 @@ class RevCentHook(HttpHook):
         retry_max_seconds: float | None = None,
         retry_initial_backoff: float | None = None,
         max_passes: int = DEFAULT_MAX_PASSES,
+        request_timeout: float | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         super().__init__(method="GET", http_conn_id=revcent_conn_id)
         self.revcent_conn_id = revcent_conn_id
@@ -316,6 +395,8 @@ class RevCentHook(HttpHook):
             "retry_max_attempts": retry_max_attempts,
             "retry_max_seconds": retry_max_seconds,
             "retry_initial_backoff": retry_initial_backoff,
+            "request_timeout": request_timeout,
+            "stall_timeout": stall_timeout,
         }
         self.max_passes = max_passes
         self._local = threading.local()
@@ -388,6 +469,10 @@ class RevCentHook(HttpHook):
             connect_timeout=_number(pick("connect_timeout", DEFAULT_CONNECT_TIMEOUT), "connect_timeout",
                                     minimum=0.001),
             read_timeout=_number(pick("read_timeout", DEFAULT_READ_TIMEOUT), "read_timeout", minimum=0.001),
+            request_timeout=_number(pick("request_timeout", DEFAULT_REQUEST_TIMEOUT), "request_timeout",
+                                    minimum=0.001),
+            stall_timeout=(None if pick("stall_timeout", None) in (None, "")
+                           else _number(pick("stall_timeout", None), "stall_timeout", minimum=0.001)),
             retry_max_attempts=int(_number(pick("retry_max_attempts", DEFAULT_RETRY_MAX_ATTEMPTS),
                                            "retry_max_attempts", minimum=1, integer=True)),
             retry_max_seconds=_number(pick("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS), "retry_max_seconds",
@@ -485,10 +570,7 @@ class RevCentHook(HttpHook):
             with self._requests_lock:
                 self.requests_sent += 1
             try:
-                response = self._session().get(
-                    url, params=params, timeout=(settings.connect_timeout, settings.read_timeout)
-                )
-                content = response.content
+                content, response = self._fetch(url, params, settings, what)
             except requests.Timeout as exc:
                 raise RevCentTransientError(
                     f"RevCent did not answer the {what} within the timeouts (connect {settings.connect_timeout:g}"
@@ -503,6 +585,7 @@ class RevCentHook(HttpHook):
                 raise RevCentRequestError(
                     f"The {what} could not be sent: {type(exc).__name__}. Check the connection's host and key."
                 ) from None
+            received_at = time.time()
             try:
                 result = parse_customers_response(response.status_code, content, response.headers, what=what,
                                                   query=urlencode(params))
@@ -511,7 +594,7 @@ class RevCentHook(HttpHook):
                     self.pacer.on_throttle(sent_at, exc.retry_after)
                 raise
             self.pacer.on_success(sent_at)
-            return result
+            return replace(result, received_at=received_at)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retry_max_attempts)
@@ -534,6 +617,40 @@ class RevCentHook(HttpHook):
                 "arguments) if the API needs longer to recover.",
                 status=exc.status, error_code=exc.error_code, api_message=exc.api_message,
             ) from exc
+
+    def _fetch(self, url: str, params: Any, settings: HookSettings, what: str) -> tuple[bytes, requests.Response]:
+        """Send one GET and read its body, within ``request_timeout`` however slowly the bytes come."""
+        deadline = time.monotonic() + settings.request_timeout
+        response = self._session().get(
+            url, params=params, timeout=(settings.connect_timeout, settings.read_timeout), stream=True
+        )
+        chunks: list[bytes] = []
+        try:
+            raw = response.raw
+            while True:
+                if time.monotonic() > deadline:
+                    raise RevCentTransientError(
+                        f"RevCent did not finish sending the answer to the {what} within request_timeout="
+                        f"{settings.request_timeout:g} s ({sum(map(len, chunks))} bytes so far): the server is "
+                        "sending too slowly. Raise request_timeout (connection extra) if pages are this slow."
+                    )
+                chunk = raw.read1(1 << 16, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except RevCentTransientError:
+            response.close()
+            raise
+        except Exception as exc:
+            response.close()
+            # The same exceptions requests raises while reading .content.
+            if type(exc).__module__.startswith("urllib3"):
+                if "Timeout" in type(exc).__name__:
+                    raise requests.Timeout(type(exc).__name__) from None
+                raise requests.exceptions.ChunkedEncodingError(type(exc).__name__) from None
+            raise
+        response.close()
+        return b"".join(chunks), response
 
     def _log_retry(self, state: tenacity.RetryCallState, attempts: int) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -571,6 +688,9 @@ class RevCentHook(HttpHook):
         self._cancelled.clear()
         pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="revcent")
         inflight: dict[Future[CustomersPage], tuple[int, int]] = {}
+        stall = self.stall_seconds
+        last_page = time.monotonic()
+        stalled = False
         try:
             while plan or inflight or plan.verify_finished_windows():
                 while plan and len(inflight) < limit:
@@ -581,18 +701,44 @@ class RevCentHook(HttpHook):
                         limit=page_size, filters=filters, label=f"window {window}, page {page}",
                     )
                     inflight[future] = (index, page)
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                finished, _ = wait(inflight, timeout=_stall_poll(stall, last_page), return_when=FIRST_COMPLETED)
+                if not finished:
+                    if time.monotonic() - last_page >= stall:
+                        stalled = True
+                        raise RevCentStalledError(self._stall_message(readers, inflight, stall))
+                    continue
+                last_page = time.monotonic()
                 for future in finished:
                     index, page = inflight.pop(future)
                     batch = self._take_page(plan, index, page, future)
                     if batch.customers or batch.finished:
                         yield batch
         finally:
-            # Stop retries and pauses at once; requests on the wire end within their read timeout.
+            # Stop retries and pauses at once; requests on the wire end within their read timeout (after a
+            # stall they are not waited for: the error is raised now, the threads end on their own).
             self._cancelled.set()
             for future in inflight:
                 future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not stalled, cancel_futures=True)
+
+    @property
+    def stall_seconds(self) -> float:
+        """Seconds without any page after which a read fails (see ``stall_timeout``)."""
+        settings = self.settings
+        if settings.stall_timeout is not None:
+            return settings.stall_timeout
+        return (settings.retry_max_seconds + settings.request_timeout + settings.read_timeout
+                + settings.connect_timeout + 60.0)
+
+    @staticmethod
+    def _stall_message(readers: Sequence[WindowReader], inflight: Mapping[Future[CustomersPage], tuple[int, int]],
+                       stall: float) -> str:
+        waiting = sorted(inflight.values())
+        shown = ", ".join(f"window {readers[i].window} page {p}" for i, p in waiting[:3])
+        more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+        return (f"The read stalled: no page arrived for {stall:g} s while waiting on {shown}{more}. RevCent (or "
+                "the network) is holding requests open; retry later, or raise stall_timeout (connection extra) "
+                "if pages legitimately take this long.")
 
     def _take_page(self, plan: _ReadPlan, index: int, page: int, future: Future[CustomersPage]) -> WindowBatch:
         reader = plan.readers[index]
@@ -611,6 +757,11 @@ class RevCentHook(HttpHook):
                 self._first_page = 0
         plan.push(index, next_pages)
         batch = WindowBatch(index, reader.window, customers)
+        if customers:
+            batch.received_at = result.received_at
+            if result.repairs:
+                emitted = {c.get("id") for c in customers}
+                batch.repairs = [r for r in result.repairs if r[0] in emitted]
         if plan.record(index, was_done=was_done, was_verified=was_verified):
             batch.finished = reader.stats
         return batch
@@ -640,6 +791,11 @@ class RevCentHook(HttpHook):
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected to {self.settings.base_url}: {page.total_count} customers created in the last day."
+
+
+def _stall_poll(stall: float, last_page: float) -> float:
+    """How long to wait for the next page before checking for a stall again."""
+    return max(0.05, min(stall - (time.monotonic() - last_page), 5.0))
 
 
 class _RetryWait:

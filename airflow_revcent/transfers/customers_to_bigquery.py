@@ -31,7 +31,13 @@ from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchE
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
 from airflow_revcent.links import BigQueryTableLink
-from airflow_revcent.ndjson import DEFAULT_MAX_FILE_BYTES, NdjsonWriter, metadata_suffix, sweep_stale_dirs
+from airflow_revcent.ndjson import (
+    DEFAULT_MAX_FILE_BYTES,
+    NdjsonWriter,
+    metadata_suffix,
+    read_time_members,
+    sweep_stale_dirs,
+)
 from airflow_revcent.paging import WindowStats
 from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, PiiSettings, RecordConverter, apply_pii
 from airflow_revcent.schema import Column, customer_columns
@@ -60,6 +66,8 @@ _UNSET = (None, "", "None")
 
 
 CUSTOMERS_RESOURCE = "/v2/customers"
+#: Repaired values are logged one by one up to this many per run; the summary counts them all.
+_LOGGED_REPAIRS = 50
 
 
 @dataclass
@@ -73,6 +81,8 @@ class Extraction:
     promoted: dict[str, str] = field(default_factory=dict)
     #: Time spent reading the API and writing the files.
     seconds: float = 0.0
+    #: (customer id, field path) of each value whose lone surrogates were replaced by U+FFFD.
+    replaced_surrogates: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -141,6 +151,10 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param retry_initial_backoff: the first wait between attempts is up to this many seconds, doubling per
         attempt up to 60 s (default 1; a 429's Retry-After replaces it).
     :param read_timeout: seconds to wait for a response (default 60).
+    :param request_timeout: seconds one request may take to its last byte, however slowly the server sends
+        (default 120).
+    :param stall_timeout: seconds the run may go without any page before it fails, naming the window and
+        page it waits on (default: the longest one request can take with its retries).
     :param on_invalid_record: ``"fail"`` (default): a customer that does not match the spec fails the run,
         naming the customer and field; ``"keep"``: such values go to ``_unknown_fields`` and customers
         without a usable id are skipped and counted.
@@ -194,6 +208,8 @@ class CustomersToBigQueryOperator(BaseOperator):
         retry_max_seconds: float | None = None,
         retry_initial_backoff: float | None = None,
         read_timeout: float | None = None,
+        request_timeout: float | None = None,
+        stall_timeout: float | None = None,
         on_invalid_record: InvalidPolicy = "fail",
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
@@ -246,6 +262,8 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.retry_max_seconds = retry_max_seconds
         self.retry_initial_backoff = retry_initial_backoff
         self.read_timeout = read_timeout
+        self.request_timeout = request_timeout
+        self.stall_timeout = stall_timeout
         self.on_invalid_record: InvalidPolicy = on_invalid_record
         self.staging_expiration = staging_expiration
         self.max_file_bytes = max_file_bytes
@@ -275,6 +293,8 @@ class CustomersToBigQueryOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             max_requests_per_second=self.max_requests_per_second,
             read_timeout=self.read_timeout,
+            request_timeout=self.request_timeout,
+            stall_timeout=self.stall_timeout,
             retry_max_attempts=self.retry_max_attempts,
             retry_max_seconds=self.retry_max_seconds,
             retry_initial_backoff=self.retry_initial_backoff,
@@ -334,6 +354,8 @@ class CustomersToBigQueryOperator(BaseOperator):
             "skipped_records": extraction.skipped,
             "count_mismatches": extraction.mismatches,
             "unknown_fields": unknown,
+            "replaced_surrogates": len(extraction.replaced_surrogates),
+            "rounded_numbers": converter.rounded_numbers,
             "promoted_fields": extraction.promoted,
             "extract_seconds": round(extraction.seconds, 3),
             "load_seconds": round(seconds - extraction.seconds, 3),
@@ -402,8 +424,11 @@ class CustomersToBigQueryOperator(BaseOperator):
         finished: set[int] = set()
         for batch in self.revcent_hook.iter_pages(windows, filters=filters, page_size=self.page_size,
                                                   skip_invalid=self.on_invalid_record == "keep"):
+            if batch.repairs:
+                self._log_repairs(batch.repairs, extraction)
+            read_at = read_time_members(datetime.fromtimestamp(batch.received_at, UTC)) if batch.received_at else None
             for customer in batch.customers:
-                writer.write(converter.convert(customer))
+                writer.write(converter.convert(customer), read_at)
             if batch.finished:
                 finished.add(batch.index)
                 extraction.skipped_by_window[batch.index] = batch.finished.skipped
@@ -418,6 +443,17 @@ class CustomersToBigQueryOperator(BaseOperator):
                 "on_count_mismatch='warn' to load anyway."
             )
         return extraction
+
+    def _log_repairs(self, repairs: Sequence[tuple[str, str]], extraction: Extraction) -> None:
+        for customer_id, path in repairs:
+            if len(extraction.replaced_surrogates) < _LOGGED_REPAIRS:
+                self.log.warning(
+                    "Customer %r: field %s held a lone surrogate (text cut inside a character, e.g. an emoji); "
+                    "it was stored as U+FFFD, the rest of the value intact.", customer_id, path,
+                )
+            elif len(extraction.replaced_surrogates) == _LOGGED_REPAIRS:
+                self.log.warning("More values held lone surrogates; see replaced_surrogates in the summary.")
+            extraction.replaced_surrogates.append((customer_id, path))
 
     def _promote(self, converter: RecordConverter, destination: CustomersDestination,
                  writer: NdjsonWriter) -> dict[str, str]:

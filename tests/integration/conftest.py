@@ -130,3 +130,38 @@ def env_snapshot() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def loader_rules(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every NDJSON file the pipeline uploads is checked row by row against its load job's schema
+    (tests/bq_rules/loader.py) before it is sent: a row real BigQuery's loader would refuse fails the
+    test, even where the local server is lenient. Yields the names of the files checked."""
+    import inspect
+
+    from google.cloud import bigquery
+
+    from tests.bq_rules.loader import check_ndjson
+
+    original = bigquery.Client.load_table_from_file
+    signature = inspect.signature(original)
+    checked: list[str] = []
+
+    def checked_load(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        handle, config = bound.arguments["file_obj"], bound.arguments.get("job_config")
+        schema = getattr(config, "schema", None)
+        if not schema:  # no schema in the job: the destination table's
+            schema = self.get_table(bound.arguments["destination"]).schema
+        if getattr(config, "source_format", None) in (None, bigquery.SourceFormat.NEWLINE_DELIMITED_JSON):
+            start = handle.tell()
+            data = handle.read()
+            handle.seek(start)
+            problems = check_ndjson(data, schema)
+            name = getattr(handle, "name", repr(handle))
+            assert not problems, f"BigQuery's NDJSON loader would refuse {name}: " + "; ".join(problems)
+            checked.append(str(name))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(bigquery.Client, "load_table_from_file", checked_load)
+    return checked

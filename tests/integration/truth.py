@@ -3,8 +3,9 @@ provider's own conversion code (this is a second, plain reading of the spec's co
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from airflow_revcent.schema import Column, customer_columns
@@ -21,11 +22,21 @@ def _expected(value: Any, column: Column) -> Any:
     if column.type == "RECORD":
         return {c.name: _expected(value.get(c.name), c) for c in column.fields}
     if column.type == "NUMERIC":
-        return Decimal(repr(value))
+        # README "How values land": exact, or rounded to 9 places half away from zero.
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -9:
+            number = number.quantize(Decimal("1e-9"), rounding=ROUND_HALF_UP, context=Context(prec=100))
+        return number
     if column.type == "TIMESTAMP":
-        if value == "":
-            return None
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        text = value.strip()
+        if not text:
+            return None  # empty or whitespace-only: NULL
+        # A leap second is the last instant of its minute.
+        text = re.sub(r"(T\d\d:\d\d:)60(\.\d+)?", r"\g<1>59.999999", text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    if column.type == "STRING" and isinstance(value, str):
+        return re.sub("[\ud800-\udfff]", "\ufffd", value)  # lone surrogates: U+FFFD
     return value
 
 

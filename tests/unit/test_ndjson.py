@@ -57,3 +57,27 @@ def test_sweep_removes_folders_of_dead_runs_only(tmp_path):
         os.utime(path, (old, old))
     assert sweep_stale_dirs(str(tmp_path)) == [str(dead)]
     assert live.exists() and not dead.exists()
+
+
+def test_each_row_carries_the_read_time_of_its_page_and_keeps_it_through_a_rewrite(tmp_path):
+    from decimal import Decimal
+
+    from airflow_revcent.ndjson import read_time_members
+
+    page_1 = read_time_members(datetime(2026, 11, 2, 1, 2, 4, 500, tzinfo=UTC))
+    with NdjsonWriter(SUFFIX, directory=str(tmp_path)) as writer:
+        writer.write({"id": "a", "created_date_unix": 1, "n": Decimal("12345678901234567890.12")}, page_1)
+        writer.write({"id": "b", "created_date_unix": 1})  # no read time: the suffix's
+        writer.rewrite(lambda row: row)
+        rows = [json.loads(line) for f in writer.flush() for line in f.read_text().splitlines()]
+    assert rows[0]["_extracted_at"] == rows[0]["_first_seen_at"] == "2026-11-02T01:02:04.000500Z"
+    assert rows[1]["_extracted_at"] == "2026-11-02T01:02:03.000000Z"
+    assert rows[0]["n"] == "12345678901234567890.12"  # exact through the rewrite
+    assert rows[0]["_run_id"] == "scheduled__2026-11-01"
+
+
+def test_year_one_created_seconds_have_four_digit_years(tmp_path):
+    with NdjsonWriter(SUFFIX, directory=str(tmp_path)) as writer:
+        writer.write({"id": "a", "created_date_unix": -62135596800})
+        row = json.loads(writer.flush()[0].read_text())
+    assert row["_created_at"] == "0001-01-01T00:00:00Z"

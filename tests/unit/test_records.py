@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from decimal import Decimal
 
 import pytest
 
@@ -22,7 +23,7 @@ def full_customer() -> dict:
         "customer_card": [{"id": "C" * 20, "first_6": "411111", "is_default": True, "created_date_unix": 1}],
         "customer_group": [],
         "lifetime_value": {
-            "all": {"amount_gross": 19.99, "amount_net": 0.1, "amount_refunded": 0},
+            "all": {"amount_gross": Decimal("19.99"), "amount_net": Decimal("0.1"), "amount_refunded": 0},
             "last_sale_date": "2025-03-04T05:06:07.000Z",
             "last_subscription_renewal_date": "2025-03-04T07:06:07+02:00",
         },
@@ -39,7 +40,8 @@ def test_values_arrive_unchanged_and_timestamps_are_normalised():
     assert row["blocked"] is False
     assert row["customer_group"] == []
     assert row["products_purchased"][0]["purchase_dates"] == [3, 1, 2]  # API order kept
-    assert row["lifetime_value"]["all"] == {"amount_gross": 19.99, "amount_net": 0.1, "amount_refunded": 0}
+    assert row["lifetime_value"]["all"] == {"amount_gross": Decimal("19.99"), "amount_net": Decimal("0.1"),
+                                          "amount_refunded": 0}
     assert row["lifetime_value"]["last_sale_date"] == "2025-03-04T05:06:07.000000Z"
     assert row["lifetime_value"]["last_subscription_renewal_date"] == "2025-03-04T05:06:07.000000Z"
     assert "_unknown_fields" not in row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -66,7 +67,13 @@ ERROR = body(code=0, error_code="invalid_range", message="date range too long", 
 @pytest.mark.parametrize(
     ("status", "content", "headers", "kind", "text"),
     [
-        (200, ERROR, {}, RevCentTransientError, "error envelope despite HTTP 200.*invalid_range"),
+        (200, ERROR, {}, RevCentRequestError, "refused.*error envelope despite HTTP 200.*invalid_range"),
+        (200, body(code=0, error_code="internal_error", message="try again"), {}, RevCentTransientError,
+         "error envelope despite HTTP 200.*internal_error"),
+        (200, body(code=0, error_code="invalid_api_key", message="The API key is not valid"), {}, RevCentAuthError,
+         "rejected the API key.*error envelope despite HTTP 200"),
+        (200, body(code=0, error_code="unauthorized", message="x"), {}, RevCentAuthError, "password field"),
+        (200, body(code=0, error_code="error", message="Invalid API Key"), {}, RevCentAuthError, "Live or Test"),
         (200, OK[: len(OK) // 2], {}, RevCentTransientError, "not JSON"),
         (200, b"<html>gateway</html>", {}, RevCentTransientError, "not JSON"),
         (200, body(code=1, results=[]), {}, RevCentAPIError, "not the documented envelope"),
@@ -95,3 +102,31 @@ def test_429_carries_retry_after_and_envelope_fields():
     assert info.value.retry_after == 7.0
     assert info.value.error_code == "invalid_range"
     assert info.value.api_message == "date range too long"
+
+
+def test_a_lone_surrogate_is_replaced_and_reported_by_customer_and_path():
+    content = (b'{"code":1,"current_page":1,"total_count":2,"total_pages":1,"results":['
+               b'{"id":"A","first_name":"Zo\\u00eb \\ud83d!","notes":[{"text":"ok \\ud83d\\ude80"}],'
+               b'"k\\udc00":"v"},{"id":"B","notes":[{"text":"\\ude80x"}]}]}')
+    page = parse_customers_response(200, content)
+    first, second = page.customers
+    assert first["first_name"] == "Zo\u00eb \ufffd!"  # the rest of the string intact
+    assert first["notes"][0]["text"] == "ok \U0001f680"  # a valid pair is one character, untouched
+    assert first["k\ufffd"] == "v"
+    assert second["notes"][0]["text"] == "\ufffdx"
+    assert sorted(page.repairs) == [("A", "first_name"), ("A", "k\ufffd"), ("B", "notes[].text")]
+
+
+def test_numbers_are_read_as_exact_decimals():
+    content = (b'{"code":1,"current_page":1,"total_count":1,"total_pages":1,"results":[{"id":"A",'
+               b'"a":12345678901234567890.12,"b":1e-7,"c":33.333333333333336,"d":9223372036854775808}]}')
+    (customer,) = parse_customers_response(200, content).customers
+    assert customer["a"] == Decimal("12345678901234567890.12")
+    assert customer["b"] == Decimal("1E-7") and customer["c"] == Decimal("33.333333333333336")
+    assert customer["d"] == 2**63
+
+
+@pytest.mark.parametrize("content", [OK[:-1], b'{"code":1,"results":[NaN]}', b'{"code":1, "x": "\xff"}'])
+def test_a_cut_or_garbled_body_stays_transient(content):
+    with pytest.raises(RevCentTransientError, match="not JSON"):
+        parse_customers_response(200, content)
