@@ -6,6 +6,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: The Airflow pool that shares one RevCent account's request allowance between tasks: its slots divide
+#: the connection extra ``account_requests_per_second`` (see README, "One API allowance for many tasks").
+API_POOL = "revcent_api"
+
 #: The connection form, declared the Airflow 3 way (no FAB/wtforms imports needed).
 CONNECTION_UI: dict[str, Any] = {
     "hidden-fields": ["schema", "login", "port"],
@@ -80,5 +84,5 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONNECTION_FIELDS,
             }
         ],
-        "extra-links": ["airflow_revcent.links.BigQueryTableLink"],
+        "extra-links": ["airflow_revcent.links.BigQueryTableLink", "airflow_revcent.links.BigQueryJobLink"],
     }

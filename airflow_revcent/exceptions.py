@@ -81,3 +81,7 @@ class RevCentCountMismatchError(RevCentError):
 
 class RevCentBigQueryError(RevCentError):
     """A BigQuery step failed: a conflicting table schema, a dataset in another location, a failed job."""
+
+
+class RevCentDiskSpaceError(RevCentError):
+    """The worker's disk cannot hold the run's files."""

@@ -1,4 +1,4 @@
-"""The operator's extra link: the destination table in the BigQuery console."""
+"""The operator's extra links: the destination table and the applying job in the BigQuery console."""
 
 from __future__ import annotations
 
@@ -30,3 +30,22 @@ class BigQueryTableLink(BaseOperatorLink):
         if table is None:
             return ""
         return table_console_url(table.project, table.dataset, table.table)
+
+
+def job_console_url(project: str, location: str, job_id: str) -> str:
+    """The BigQuery console page of a job."""
+    p, loc, j = (quote(part, safe="") for part in (project, location, job_id))
+    return f"{CONSOLE}?project={p}&j=bq:{loc}:{j}&page=queryresults"
+
+
+class BigQueryJobLink(BaseOperatorLink):
+    """Opens the job that applied the run's customers (or the last job the run waited on, if it failed)."""
+
+    name = "BigQuery job"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        job: Any = getattr(operator, "last_job", None)
+        if job is None:
+            return ""
+        project, location, job_id = job
+        return job_console_url(project, location, job_id)

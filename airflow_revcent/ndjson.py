@@ -18,13 +18,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from airflow_revcent import jsontext
+from airflow_revcent.exceptions import RevCentDiskSpaceError
 from airflow_revcent.schema import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
 
 #: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
@@ -86,6 +87,48 @@ def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end
     }
     return read_time_members(extracted_at).decode() + "," + json.dumps(
         members, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+
+#: Bytes one customer takes in the files before any is written (measured on the sandbox's customers:
+#: about 3.1 kB of API JSON plus the pipeline's columns); later estimates use what was really written.
+BYTES_PER_CUSTOMER_GUESS = 3600
+#: Free space the run leaves on the worker's disk beyond its own files.
+DISK_HEADROOM = 1.2
+
+
+def estimate_run_bytes(window_days: Sequence[float], totals: Mapping[int, int], *, rows: int,
+                       written: int) -> int:
+    """Bytes the whole run will write, from the windows' ``total_count`` as far as known.
+
+    Windows whose total is not known yet are assumed as dense, per day, as the known ones.
+
+    :param window_days: each window's length in days.
+    :param totals: window index -> the API's ``total_count`` for it.
+    :param rows: customers written so far.
+    :param written: bytes written so far.
+    """
+    per_customer = written / rows if rows >= 100 else BYTES_PER_CUSTOMER_GUESS
+    known_days = sum(window_days[i] for i in totals)
+    density = sum(totals.values()) / known_days if known_days else 0.0
+    customers = sum(totals.values()) + density * sum(d for i, d in enumerate(window_days) if i not in totals)
+    return int(customers * per_customer)
+
+
+def check_disk(directory: str | Path, *, needed: int, written: int) -> None:
+    """Fail before the disk fills: the run still needs ``needed - written`` bytes (with headroom).
+
+    :param directory: where the files go.
+    :param needed: the run's estimated total bytes.
+    :param written: bytes already written.
+    """
+    free = shutil.disk_usage(directory).free
+    remaining = max(0, needed - written)
+    if remaining * DISK_HEADROOM > free:
+        raise RevCentDiskSpaceError(
+            f"The run needs about {remaining * DISK_HEADROOM / 1e9:.2f} GB more in {directory} (estimated from the "
+            f"API's total_count) but only {free / 1e9:.2f} GB are free. Give the operator a tmp_dir on a larger "
+            "disk, or load the range in parts (date_start/date_end, or the full-refresh DAG's chunk_days)."
+        )
 
 
 def sweep_stale_dirs(base: str | None = None, *, older_than: float = 3600.0) -> list[str]:

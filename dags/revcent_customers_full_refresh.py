@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pendulum
 from airflow.sdk import DAG, AssetAlias, CronTriggerTimetable, Param, task
 
+from airflow_revcent import API_POOL
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from airflow_revcent.windows import Interval, parse_instant, split_windows
 
@@ -50,7 +51,9 @@ with DAG(
     CustomersToBigQueryOperator.partial(
         task_id="reload_chunk",
         destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
-        # One chunk at a time keeps the account's request rate what one task sends.
+        # One chunk at a time; the pool shares the account's allowance with the daily DAG and backfills.
         max_active_tis_per_dagrun=1,
+        pool=API_POOL,
+        execution_timeout=timedelta(hours=6),
         outlets=[AssetAlias("revcent_customers")],
     ).expand_kwargs(plan_chunks())

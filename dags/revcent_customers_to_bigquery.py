@@ -23,6 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
 
+from airflow_revcent import API_POOL
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 
 # A scheduled run re-reads the customers created in the 35 days before its day and updates those
@@ -80,4 +81,9 @@ with DAG(
         # The table is known when the task runs; downstream DAGs schedule on this alias
         # (dags/revcent_customers_downstream.py).
         outlets=[AssetAlias("revcent_customers")],
+        # Every task calling the account takes a slot of this pool: with the connection's
+        # account_requests_per_second, they share one allowance (README, "One API allowance for many tasks").
+        pool=API_POOL,
+        # on_kill cancels the running BigQuery job when this expires: a timed-out task never commits later.
+        execution_timeout=timedelta(hours=6),
     )

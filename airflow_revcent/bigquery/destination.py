@@ -35,6 +35,7 @@ import functools
 import hashlib
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ from airflow_revcent.bigquery.statements import (
     partition_steps,
 )
 from airflow_revcent.drift import Promotion, add_columns, with_promoted
-from airflow_revcent.exceptions import RevCentBigQueryError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
 from airflow_revcent.schema import (
     HISTORY_COLUMNS,
     METADATA_COLUMNS,
@@ -158,6 +159,9 @@ class CustomersDestination:
     :param location: the dataset's location; ``None`` takes the existing dataset's, or US for a new one.
     :param staging_expiration: how long a staging table survives if a run dies before dropping it.
     :param history: a type-2 history table to maintain in the same transaction, or ``None``.
+    :param labels: labels for every job (see :func:`job_labels`).
+    :param job_prefix: put in every job id after ``revcent_<kind>_`` (the DAG and task, sanitised).
+    :param kms_key_name: a Cloud KMS key for every table the pipeline creates (staging tables included).
     """
 
     def __init__(
@@ -169,8 +173,16 @@ class CustomersDestination:
         location: str | None = None,
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
         history: TableRef | None = None,
+        labels: dict[str, str] | None = None,
+        job_prefix: str = "",
+        kms_key_name: str | None = None,
     ) -> None:
         self.client = client
+        self.labels = dict(labels or {})
+        self.job_prefix = job_prefix
+        self.kms_key_name = kms_key_name
+        #: The job this destination is waiting on, for on_kill to cancel.
+        self.current_job: Any = None
         self.table = table
         self.wanted_columns = tuple(api_columns)
         self._set_api_columns(api_columns)
@@ -242,15 +254,15 @@ class CustomersDestination:
         except google_exceptions.NotFound:
             table = bigquery.Table(str(lock), schema=LOCK_SCHEMA)
             table.description = LOCK_DESCRIPTION
+            self._encrypt(table)
             self._create(lambda: self.client.create_table(table, exists_ok=True, retry=API_RETRY),
                          lambda: self.client.get_table(str(lock), retry=API_RETRY))
             self._clear_inherited_expiration(lock)
         # The lock only serializes writers while it has a row to update (tabledata.list costs nothing).
         if not list(self.client.list_rows(str(lock), max_results=1, selected_fields=LOCK_SCHEMA[:1],
                                           retry=API_RETRY)):
-            self._run_job(f"revcent_lock_init_{self._epoch(lock)}", lambda job_id: self.client.query(
-                lock_init_statement(lock),
-                job_id=job_id, location=self.location, job_retry=None, retry=API_RETRY))
+            self._run_job(f"revcent_lock_init_{self._epoch(lock)}",
+                          lambda job_id: self._query(lock_init_statement(lock), job_id))
 
     def _ensure_dataset(self) -> None:
         try:
@@ -344,11 +356,33 @@ class CustomersDestination:
         clustering = [c for c in CLUSTERING_FIELDS if c in names][:4]
         table.clustering_fields = clustering or None
         table.description = description
+        self._encrypt(table)
         self._create(lambda: self.client.create_table(table, exists_ok=True, retry=API_RETRY),
                      lambda: self._get_table(ref))
         log.info("Created table %s (partitioned by DAY on %s, clustered by %s)", ref, partition,
                  ", ".join(clustering) or "nothing")
         self._clear_inherited_expiration(ref)
+
+    def _encrypt(self, table: Any) -> None:
+        if self.kms_key_name:
+            table.encryption_configuration = bigquery.EncryptionConfiguration(kms_key_name=self.kms_key_name)
+
+    def _query(self, sql: str, job_id: str | None = None) -> Any:
+        """Every query the pipeline runs: labelled, in the dataset's location, retried on transient errors."""
+        config = bigquery.QueryJobConfig(labels=self.labels)
+        return self.client.query(sql, job_id=job_id, job_config=config, location=self.location, job_retry=None,
+                                 retry=API_RETRY)
+
+    def cancel(self) -> None:
+        """Cancel the job this destination waits on (on_kill: a killed task must not commit later)."""
+        job = self.current_job
+        if job is None or getattr(job, "state", None) == "DONE":
+            return
+        try:
+            self.client.cancel_job(job.job_id, location=self.location, retry=API_RETRY)
+            log.warning("Cancelled BigQuery job %s", job.job_id)
+        except google_exceptions.GoogleAPICallError as exc:
+            log.warning("Could not cancel BigQuery job %s: %s", job.job_id, exc)
 
     def _clear_inherited_expiration(self, ref: TableRef) -> None:
         """A dataset's default expirations apply to every new table; customers must never expire silently."""
@@ -392,7 +426,7 @@ class CustomersDestination:
         result = ApplyResult()
         # The destination's creation time is part of the job's id: a table dropped and recreated since
         # (a repair) gets the load again, while a retry against the same table is not applied twice.
-        apply_base = f"revcent_apply_{load.key}_{self._epoch(self.table)}"
+        apply_base = f"revcent_apply_{self.job_prefix}{load.key}_{self._epoch(self.table)}"
         done = self._find_applied(apply_base, load.attempt)
         if done is not None:
             log.info("BigQuery job %s already applied this load; not applying it again", done.job_id)
@@ -408,14 +442,11 @@ class CustomersDestination:
             history_staging = (staging if same_shape(self._schemas[self.table], history_schema, names)
                                else self._stage(self.history, load, names, result))
         try:
-            counts = next(iter(self.client.query(
-                change_counts_query(self.table, staging, steps), location=self.location, job_retry=None,
-                retry=API_RETRY).result(retry=API_RETRY)))
+            counts = next(iter(self._query(change_counts_query(self.table, staging, steps)).result(retry=API_RETRY)))
             result.rows_inserted, result.rows_updated = int(counts["inserted"] or 0), int(counts["updated"] or 0)
             sql = apply_script(self.table, staging, names, steps, run_id=load.run_id, history=self.history,
                                history_staging=history_staging)
-            job = self._run_job(f"{apply_base}_t{load.attempt}", lambda job_id: self.client.query(
-                sql, job_id=job_id, location=self.location, job_retry=None, retry=API_RETRY))
+            job = self._run_job(f"{apply_base}_t{load.attempt}", lambda job_id: self._query(sql, job_id))
             result.job_ids.append(job.job_id)
             result.steps = len(steps)
         finally:
@@ -430,13 +461,14 @@ class CustomersDestination:
         schema = staging_schema(self._schemas[target], names)
         table = bigquery.Table(str(staging), schema=schema)
         table.expires = datetime.now(UTC) + self.staging_expiration
+        self._encrypt(table)
         self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
         self.client.create_table(table, retry=API_RETRY)
         staged = self._epoch(staging)
         for path in load.files:
             # Named by what the file holds: the same attempt resubmitting a file reattaches; nothing else does.
             digest = _file_digest(path)
-            job = self._run_job(f"revcent_load_{staged}_{digest}",
+            job = self._run_job(f"revcent_load_{self.job_prefix}{staged}_{digest}",
                                 functools.partial(self._load, path, staging=staging, schema=schema))
             result.job_ids.append(job.job_id)
             result.rows_loaded += int(job.output_rows or 0) if target == self.table else 0
@@ -454,6 +486,7 @@ class CustomersDestination:
             write_disposition="WRITE_APPEND",
             create_disposition="CREATE_NEVER",
             max_bad_records=0,
+            labels=self.labels,
         )
         with path.open("rb") as handle:
             return self.client.load_table_from_file(
@@ -527,6 +560,7 @@ class CustomersDestination:
                     job = self._submit(job_id, submit)
                 else:
                     log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
+                self.current_job = job
                 job.result(retry=API_RETRY)
                 return job
             except _Retry as retry:
@@ -553,6 +587,48 @@ class CustomersDestination:
 
 class _Retry(Exception):
     """A job step that failed in a way another try may fix (internal)."""
+
+
+_LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
+_ID_INVALID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def label_value(text: str) -> str:
+    """A BigQuery label value: lowercase letters, digits, ``_`` and ``-``, at most 63 characters."""
+    return _LABEL_INVALID.sub("_", text.lower())[:63]
+
+
+def job_labels(dag_id: str | None, task_id: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``airflow-dag`` and ``airflow-task`` (sanitised to BigQuery's label rules, as the google operators
+    label their jobs) plus the user's labels, which are checked, not rewritten.
+
+    :param dag_id: the task's DAG.
+    :param task_id: the task.
+    :param extra: the operator's ``labels``.
+    """
+    labels = {}
+    if dag_id:
+        labels["airflow-dag"] = label_value(dag_id)
+    if task_id:
+        labels["airflow-task"] = label_value(task_id)
+    for key, value in (extra or {}).items():
+        if (not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key)
+                or not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value)):
+            raise RevCentConfigError(
+                f"labels[{key!r}]={value!r} is not a BigQuery label: keys start with a lowercase letter, keys and "
+                "values hold lowercase letters, digits, '_' and '-', at most 63 characters."
+            )
+        labels[key] = value
+    if len(labels) > 64:
+        raise RevCentConfigError(f"labels: {len(labels)} labels; a BigQuery job takes at most 64.")
+    return labels
+
+
+def job_prefix(dag_id: str | None, task_id: str | None) -> str:
+    """``<dag>__<task>_`` for job ids, so a job says which task ran it (ids allow letters, digits, _ and -)."""
+    if not dag_id and not task_id:
+        return ""
+    return f"{_ID_INVALID.sub('_', dag_id or '')[:100]}__{_ID_INVALID.sub('_', task_id or '')[:100]}_"
 
 
 def _expiration_defaults(dataset: Any) -> list[str]:

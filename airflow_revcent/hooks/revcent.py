@@ -71,6 +71,8 @@ MAX_BACKOFF_SECONDS = 60.0
 KNOWN_EXTRAS = (
     "max_concurrency",
     "max_requests_per_second",
+    "account_requests_per_second",
+    "account_pool_slots",
     "connect_timeout",
     "read_timeout",
     "request_timeout",
@@ -280,6 +282,24 @@ def parse_customers_response(
                          repairs=tuple(repairs))
 
 
+def account_share(own: float, account: Any, slots: Any) -> float:
+    """The pace of one task when the account's allowance is shared through an Airflow pool.
+
+    Every task that calls the account runs in one pool of ``slots`` slots (one slot each), so at most
+    ``slots`` run at once and each may send ``account / slots`` requests per second: together they
+    stay within ``account``. The task's own ceiling applies when it is lower (``0`` means none).
+
+    :param own: the task's own ``max_requests_per_second`` (0: no ceiling).
+    :param account: the connection extra ``account_requests_per_second`` (None: not shared).
+    :param slots: the connection extra ``account_pool_slots``, the pool's size (default 1).
+    """
+    if account in (None, ""):
+        return own
+    total = _number(account, "account_requests_per_second", minimum=0.001)
+    share = total / _number(1 if slots in (None, "") else slots, "account_pool_slots", minimum=1, integer=True)
+    return share if own == 0 else min(own, share)
+
+
 @dataclass(frozen=True)
 class HookSettings:
     """Everything the hook reads from its connection, merged with the arguments that override it."""
@@ -329,6 +349,8 @@ class WindowBatch:
     window: Window
     customers: list[dict[str, Any]]
     finished: WindowStats | None = None
+    #: The API's total_count for the window, as of this page.
+    total_count: int | None = None
     #: When the page was received (unix seconds): the read time of these customers.
     received_at: float = 0.0
     #: (customer id, field path) of the values of these customers whose lone surrogates were replaced.
@@ -452,6 +474,12 @@ class RevCentHook(HttpHook):
             return merged.get(name, default)
 
         verify = _flag(pick("verify", True), "verify")
+        own_rate = _number(pick("max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND),
+                           "max_requests_per_second", minimum=0)
+        rate = account_share(own_rate, extra.get("account_requests_per_second"), extra.get("account_pool_slots"))
+        if rate != own_rate:
+            self.log.info("Pacing at %.3g requests/s: the account's %s requests/s shared by %s pool slots",
+                          rate, extra.get("account_requests_per_second"), extra.get("account_pool_slots", 1))
         if not verify:
             self.log.warning(
                 "TLS certificate verification is OFF for connection %r (extra verify=false): the API key "
@@ -462,10 +490,7 @@ class RevCentHook(HttpHook):
             api_key=api_key,
             max_concurrency=int(_number(pick("max_concurrency", DEFAULT_MAX_CONCURRENCY), "max_concurrency",
                                         minimum=1, integer=True)),
-            max_requests_per_second=_number(
-                pick("max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND), "max_requests_per_second",
-                minimum=0,
-            ),
+            max_requests_per_second=rate,
             connect_timeout=_number(pick("connect_timeout", DEFAULT_CONNECT_TIMEOUT), "connect_timeout",
                                     minimum=0.001),
             read_timeout=_number(pick("read_timeout", DEFAULT_READ_TIMEOUT), "read_timeout", minimum=0.001),
@@ -486,6 +511,11 @@ class RevCentHook(HttpHook):
     def pacer(self) -> Pacer:
         """The pace shared by every request this hook sends."""
         return Pacer(self.settings.max_requests_per_second or None, sleep=self._cancellable_sleep)
+
+    def cancel(self) -> None:
+        """Stop every retry and pause of a read in progress (on_kill); requests on the wire end within their
+        read timeout."""
+        self._cancelled.set()
 
     def _cancellable_sleep(self, seconds: float) -> None:
         self._cancelled.wait(seconds)
@@ -756,7 +786,7 @@ class RevCentHook(HttpHook):
             if reader.first_page == 0:
                 self._first_page = 0
         plan.push(index, next_pages)
-        batch = WindowBatch(index, reader.window, customers)
+        batch = WindowBatch(index, reader.window, customers, total_count=reader.stats.total_count)
         if customers:
             batch.received_at = result.received_at
             if result.repairs:

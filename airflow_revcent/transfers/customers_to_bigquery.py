@@ -24,16 +24,20 @@ from airflow_revcent.bigquery.destination import (
     ApplyResult,
     CustomersDestination,
     Load,
+    job_labels,
+    job_prefix,
 )
 from airflow_revcent.bigquery.statements import TableRef
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
-from airflow_revcent.links import BigQueryTableLink
+from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
 from airflow_revcent.ndjson import (
     DEFAULT_MAX_FILE_BYTES,
     NdjsonWriter,
+    check_disk,
+    estimate_run_bytes,
     metadata_suffix,
     read_time_members,
     sweep_stale_dirs,
@@ -109,6 +113,18 @@ def static_asset(destination_table: Any) -> Asset | None:
     return Asset(asset_uri(TableRef(project, dataset, table))) if project else None
 
 
+def _kms_key(encryption_configuration: dict[str, Any] | None) -> str | None:
+    if encryption_configuration is None:
+        return None
+    key = encryption_configuration.get("kmsKeyName") if isinstance(encryption_configuration, dict) else None
+    if not isinstance(key, str) or not key.startswith("projects/") or "/cryptoKeys/" not in key:
+        raise RevCentConfigError(
+            f"encryption_configuration={encryption_configuration!r} must be {{'kmsKeyName': "
+            "'projects/P/locations/L/keyRings/R/cryptoKeys/K'}}, as BigQuery's encryption configuration is."
+        )
+    return key
+
+
 def default_retry_policy() -> ExceptionRetryPolicy:
     """Retry transient failures as the task says; fail bad input and rejected keys at once."""
     return ExceptionRetryPolicy(
@@ -176,6 +192,12 @@ class CustomersToBigQueryOperator(BaseOperator):
         (default ``False``: such fields stay in the JSON column). Objects, arrays and mixed types stay there.
     :param on_count_mismatch: ``"warn"`` (default) or ``"fail"`` when a window's distinct customers differ from
         the API's ``total_count``; ``"fail"`` fails before anything is loaded.
+    :param labels: labels for every BigQuery job, besides ``airflow-dag`` and ``airflow-task`` (which the
+        operator adds, sanitised to BigQuery's label rules).
+    :param encryption_configuration: ``{"kmsKeyName": "projects/.../cryptoKeys/..."}``: every table the pipeline
+        creates (destination, history, lock and staging tables) is encrypted with that Cloud KMS key.
+    :param tmp_dir: where the NDJSON files are written (default: the system's temp folder). The run fails
+        with a clear message as soon as the windows' ``total_count`` says the disk cannot hold it.
     """
 
     template_fields: Sequence[str] = (
@@ -184,9 +206,9 @@ class CustomersToBigQueryOperator(BaseOperator):
         "history_table",
     )
     ui_color = "#e8f0fe"
-    operator_extra_links = (BigQueryTableLink(),)
+    operator_extra_links = (BigQueryTableLink(), BigQueryJobLink())
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one statement per argument; grouping them into settings objects is planned
         self,
         *,
         destination_table: str,
@@ -220,6 +242,9 @@ class CustomersToBigQueryOperator(BaseOperator):
         on_count_mismatch: str = "warn",
         history_table: str | None = None,
         promote_unknown_fields: bool = False,
+        labels: dict[str, str] | None = None,
+        encryption_configuration: dict[str, Any] | None = None,
+        tmp_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", default_retry_policy())
@@ -281,6 +306,13 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.on_count_mismatch = on_count_mismatch
         self.history_table = history_table
         self.promote_unknown_fields = promote_unknown_fields
+        job_labels(None, None, labels)  # validates them now
+        self.labels = dict(labels or {})
+        self.tmp_dir = tmp_dir
+        self.kms_key_name = _kms_key(encryption_configuration)
+        self._active_destination: CustomersDestination | None = None
+        #: (project, location, job id) of the last job the run waited on, for the job link.
+        self.last_job: tuple[str, str, str] | None = None
         #: The destination once resolved (project from the connection when the name has none).
         self.resolved_destination: TableRef | None = None
         self._lineage: dict[str, Any] = {}
@@ -308,15 +340,15 @@ class CustomersToBigQueryOperator(BaseOperator):
         windows = split_windows(read, self.window_size)
         filters, pii = self._filters(), self._pii()
         self.revcent_hook.settings  # noqa: B018 - read and check the RevCent connection before BigQuery
-        destination = self._destination(apply_pii(customer_columns(), pii))
+        destination = self._destination(apply_pii(customer_columns(), pii), context)
         destination.prepare()
         self.log.info("Reading RevCent customers created in %s (read from %s): %d window(s) into %s", interval,
                       read.start_iso, len(windows), destination.table)
         converter = RecordConverter(destination.api_columns, on_invalid_record=self.on_invalid_record, pii=pii)
         suffix = metadata_suffix(extracted_at=extracted_at, interval_start=interval.start,
                                  interval_end=interval.end, run_id=context.get("run_id"))
-        sweep_stale_dirs()
-        with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes) as writer:
+        sweep_stale_dirs(self.tmp_dir)
+        with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes, directory=self.tmp_dir) as writer:
             extraction = self._extract(windows, filters, converter, writer, started)
             extraction.promoted = self._promote(converter, destination, writer)
             applied = self._load(context, destination, read, writer)
@@ -405,7 +437,15 @@ class CustomersToBigQueryOperator(BaseOperator):
             )
         return PiiSettings(self.pii.exclude_fields, self.pii.hash_fields, key)
 
-    def _destination(self, api_columns: Sequence[Column]) -> CustomersDestination:
+    def on_kill(self) -> None:
+        """Stop reading and cancel the running BigQuery job: a task marked failed or timed out must not let
+        its transaction commit later."""
+        if "revcent_hook" in self.__dict__:
+            self.revcent_hook.cancel()
+        if self._active_destination is not None:
+            self._active_destination.cancel()
+
+    def _destination(self, api_columns: Sequence[Column], context: Context) -> CustomersDestination:
         project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
         if self.history_table not in _UNSET:
             TableRef.split(self.history_table, name="history_table")
@@ -415,15 +455,27 @@ class CustomersToBigQueryOperator(BaseOperator):
         history = (None if self.history_table in _UNSET
                    else TableRef.parse(self.history_table, default_project=client.project, name="history_table"))
         self.resolved_destination = table  # for the extra link
-        return CustomersDestination(client, table, api_columns, location=self.location or None,
-                                    staging_expiration=self.staging_expiration, history=history)
+        ti = context.get("ti")
+        dag_id, task_id = getattr(ti, "dag_id", None), getattr(ti, "task_id", None) or self.task_id
+        self._active_destination = CustomersDestination(
+            client, table, api_columns, location=self.location or None, staging_expiration=self.staging_expiration,
+            history=history, labels=job_labels(dag_id, task_id, self.labels), job_prefix=job_prefix(dag_id, task_id),
+            kms_key_name=self.kms_key_name)
+        return self._active_destination
 
     def _extract(self, windows: Sequence[Window], filters: CustomerFilters, converter: RecordConverter,
                  writer: NdjsonWriter, started: float) -> Extraction:
         extraction = Extraction()
         finished: set[int] = set()
+        totals: dict[int, int] = {}
+        days = [(w.end - w.start) / 86400 for w in windows]
         for batch in self.revcent_hook.iter_pages(windows, filters=filters, page_size=self.page_size,
                                                   skip_invalid=self.on_invalid_record == "keep"):
+            if batch.total_count is not None and totals.get(batch.index) != batch.total_count:
+                # A window's first page says how many customers it holds: check the disk before reading on.
+                totals[batch.index] = batch.total_count
+                check_disk(writer.folder, needed=estimate_run_bytes(days, totals, rows=writer.rows,
+                                                                    written=writer.bytes), written=writer.bytes)
             if batch.repairs:
                 self._log_repairs(batch.repairs, extraction)
             read_at = read_time_members(datetime.fromtimestamp(batch.received_at, UTC)) if batch.received_at else None
@@ -487,12 +539,17 @@ class CustomersToBigQueryOperator(BaseOperator):
         assert writer.created_min is not None
         assert writer.created_max is not None
         ti = context.get("ti")
-        return destination.apply(Load(
-            files=writer.flush(), key=self._load_key(context, destination.table, read, writer),
-            first_created=datetime.fromtimestamp(writer.created_min, UTC),
-            last_created=datetime.fromtimestamp(writer.created_max, UTC),
-            attempt=int(getattr(ti, "try_number", None) or 1), run_id=context.get("run_id"),
-        ))
+        try:
+            return destination.apply(Load(
+                files=writer.flush(), key=self._load_key(context, destination.table, read, writer),
+                first_created=datetime.fromtimestamp(writer.created_min, UTC),
+                last_created=datetime.fromtimestamp(writer.created_max, UTC),
+                attempt=int(getattr(ti, "try_number", None) or 1), run_id=context.get("run_id"),
+            ))
+        finally:
+            job = destination.current_job
+            if job is not None:  # for the job link, also when the job failed
+                self.last_job = (job.project, destination.location or "US", job.job_id)
 
     def _log_window(self, index: int, total: int, stats: WindowStats, rows: int, *, started: float,
                     done: int) -> None:

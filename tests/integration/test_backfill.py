@@ -102,6 +102,7 @@ def test_backfill_of_ten_days_on_a_real_scheduler(airflow_env, bq_client, tmp_pa
     env, store = airflow_env
     log = tmp_path / "standalone.log"
     assert airflow(env, "db", "migrate", timeout=300).returncode == 0
+    assert airflow(env, "pools", "set", "revcent_api", "2", "RevCent API allowance").returncode == 0
     # Serialize the DAGs and create the backfill before any Airflow process runs: SQLite allows one
     # writer, and `backfill create` collides with the scheduler and dag-processor otherwise.
     reserialized = airflow(env, "dags", "reserialize", timeout=300)
