@@ -121,6 +121,7 @@ def render() -> str:
         "retry_max_seconds": hook_module.DEFAULT_RETRY_MAX_SECONDS,
         "retry_initial_backoff": hook_module.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": True,
         "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "see stall_timeout",
+        "account_requests_per_second": "none (not shared)", "account_pool_slots": 1,
     }
     hook_docs = _doc_params(hook_module.RevCentHook)
     for extra in hook_module.KNOWN_EXTRAS:
@@ -128,6 +129,10 @@ def render() -> str:
                                            CONNECTION_FIELDS.get(extra, {}).get("description", ""))
         if extra == "verify":
             meaning = "verify TLS certificates; false logs a warning (local sandbox only)"
+        if extra.startswith("account_"):
+            meaning = ("the account's request rate, shared by the tasks of the pool revcent_api"
+                       if extra == "account_requests_per_second" else
+                       "the pool revcent_api's slots: each task paces at account_requests_per_second / slots")
         out.append(f"| `{extra}` | {defaults[extra]} | {meaning} |")
     columns = table_columns()
     out += ["", "## Table schema", "",
