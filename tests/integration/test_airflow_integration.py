@@ -7,7 +7,7 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_revcent import get_provider_info
-from airflow_revcent.links import BigQueryTableLink
+from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
 from airflow_revcent.schema import table_columns
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from revcent_sandbox import CustomerStore
@@ -72,6 +72,11 @@ def test_extra_link_points_at_the_resolved_table_in_the_console(store, sandbox, 
     assert link.get_link(operator, ti_key=None) == (  # type: ignore[arg-type]
         f"https://console.cloud.google.com/bigquery?project=demo&ws=!1m5!1m4!4m3!1sdemo!2s{dataset}!3s{table}")
     assert operator.operator_extra_links[0].name == "BigQuery table"
+    job = BigQueryJobLink()
+    project, location, job_id = operator.last_job  # type: ignore[misc]
+    assert job_id.startswith("revcent_apply_") and location == "US"
+    assert job.get_link(operator, ti_key=None).endswith(  # type: ignore[arg-type]
+        f"?project={project}&j=bq:US:{job_id}&page=queryresults")
 
 
 def test_provider_info_is_complete():
@@ -81,7 +86,7 @@ def test_provider_info_is_complete():
     assert info["operators"][0]["python-modules"] == ["airflow_revcent.transfers.customers_to_bigquery"]
     assert info["hooks"][0]["python-modules"] == ["airflow_revcent.hooks.revcent"]
     assert info["connection-types"][0]["connection-type"] == "revcent"
-    assert info["extra-links"] == ["airflow_revcent.links.BigQueryTableLink"]
+    assert info["extra-links"] == ["airflow_revcent.links.BigQueryTableLink", "airflow_revcent.links.BigQueryJobLink"]
     from airflow.sdk.module_loading import import_string
 
     for path in (info["connection-types"][0]["hook-class-name"], *info["extra-links"]):
