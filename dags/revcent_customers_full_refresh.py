@@ -14,9 +14,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pendulum
-from airflow.sdk import DAG, AssetAlias, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, AssetAlias, Param, task
+
+try:
+    from airflow.sdk import CronTriggerTimetable
+except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
+    from airflow.timetables.trigger import CronTriggerTimetable
 
 from airflow_revcent import API_POOL
+from airflow_revcent.compat import exponential_backoff
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from airflow_revcent.windows import Interval, parse_instant, split_windows
 
@@ -28,7 +34,8 @@ with DAG(
     start_date=pendulum.datetime(2015, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": 2.0},
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=5),
+                  "retry_exponential_backoff": exponential_backoff(2.0)},
     params={
         "since": Param("2020-01-01", type="string", description="Re-read customers created since (ISO date)."),
         "chunk_days": Param(89, type="integer", minimum=1, maximum=89, description="Days per mapped task."),

@@ -21,9 +21,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, AssetAlias, Param
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_revcent import API_POOL
+from airflow_revcent.compat import exponential_backoff
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 
 # A scheduled run re-reads the customers created in the 35 days before its day and updates those
@@ -54,7 +60,7 @@ with DAG(
     default_args={
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": 2.0,
+        "retry_exponential_backoff": exponential_backoff(2.0),
         "max_retry_delay": timedelta(minutes=30),
     },
     params={

@@ -145,7 +145,7 @@ class LocalBigQuery:
     def connection_uri_json(self) -> str:
         """``AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT`` value pointing at this server."""
         return json.dumps({"conn_type": "google_cloud_platform",
-                           "extra": {"project": self.project, "api_endpoint": self.url}})
+                           "extra": {"project": self.project, "api_endpoint": self.url, "is_anonymous": True}})
 
 
 def start(*, data_dir: Path | None = None, project: str = DEFAULT_PROJECT, port: int | None = None,

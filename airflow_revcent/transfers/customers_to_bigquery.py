@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import (
@@ -57,7 +57,7 @@ from airflow_revcent.windows import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ExceptionRetryPolicy
 
 #: Failures that another try cannot fix: the task fails at once instead of retrying.
 PERMANENT_ERRORS = [
@@ -125,8 +125,16 @@ def _kms_key(encryption_configuration: dict[str, Any] | None) -> str | None:
     return key
 
 
-def default_retry_policy() -> ExceptionRetryPolicy:
-    """Retry transient failures as the task says; fail bad input and rejected keys at once."""
+def default_retry_policy() -> ExceptionRetryPolicy | None:
+    """Retry transient failures as the task says; fail bad input and rejected keys at once.
+
+    ``None`` on Airflow 3.1 and 3.2, which have no task retry policies: there the task's ``retries``
+    apply to every failure.
+    """
+    try:
+        from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+    except ImportError:
+        return None
     return ExceptionRetryPolicy(
         rules=[RetryRule(exception=list(PERMANENT_ERRORS), action=RetryAction.FAIL,
                          reason="Bad input or a rejected API key: another try would fail the same way.")]
@@ -145,6 +153,10 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param destination_table: ``[project.]dataset.table`` (templated).
     :param revcent_conn_id: the RevCent connection (templated).
     :param gcp_conn_id: the Google Cloud connection (templated).
+    :param impersonation_chain: a service account to impersonate with short-lived credentials, or a chain
+        of them (a list, or comma-separated) where each grants the one before it the Service Account Token
+        Creator role and the first grants it to the connection's identity (templated); wins over the
+        connection's ``impersonation_chain`` extra, as in the google provider's operators.
     :param date_start: interval start, ISO-8601 date or date-time with offset (templated); default: the
         run's ``data_interval_start``. ``None``, ``""`` and ``"None"`` mean unset.
     :param date_end: interval end, exclusive (templated); default: the run's ``data_interval_end``.
@@ -203,7 +215,7 @@ class CustomersToBigQueryOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "destination_table", "revcent_conn_id", "gcp_conn_id", "date_start", "date_end", "campaign_filter",
         "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location", "lookback",
-        "history_table",
+        "history_table", "impersonation_chain",
     )
     ui_color = "#e8f0fe"
     operator_extra_links = (BigQueryTableLink(), BigQueryJobLink())
@@ -214,6 +226,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         destination_table: str,
         revcent_conn_id: str = RevCentHook.default_conn_name,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        impersonation_chain: str | Sequence[str] | None = None,
         date_start: Any = None,
         date_end: Any = None,
         campaign_filter: Any = None,
@@ -247,7 +260,8 @@ class CustomersToBigQueryOperator(BaseOperator):
         tmp_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("retry_policy", default_retry_policy())
+        if "retry_policy" not in kwargs and (policy := default_retry_policy()) is not None:
+            kwargs["retry_policy"] = policy
         if "outlets" not in kwargs and (asset := static_asset(destination_table)) is not None:
             # A fixed, fully qualified destination is declared at parse time, so downstream DAGs can
             # be scheduled on it; a templated one is reported through an AssetAlias in `outlets`.
@@ -256,6 +270,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.destination_table = destination_table
         self.revcent_conn_id = revcent_conn_id
         self.gcp_conn_id = gcp_conn_id
+        self.impersonation_chain = impersonation_chain
         self.date_start = date_start
         self.date_end = date_end
         self.campaign_filter = campaign_filter
@@ -449,7 +464,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
         if self.history_table not in _UNSET:
             TableRef.split(self.history_table, name="history_table")
-        settings = read_settings(self.gcp_conn_id)
+        settings = read_settings(self.gcp_conn_id, impersonation_chain=self.impersonation_chain or None)
         client = make_client(settings, project=project, location=self.location or settings.location)
         table = TableRef.parse(self.destination_table, default_project=client.project)
         history = (None if self.history_table in _UNSET

@@ -92,4 +92,8 @@ def test_environment_names_match_what_the_dag_and_hooks_read(compose):
     assert "AIRFLOW_CONN_REVCENT_DEFAULT" in env and "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT" in env
     assert "http://revcent-sandbox:8089" in env["AIRFLOW_CONN_REVCENT_DEFAULT"]
     assert "http://local-bigquery:9050" in env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"]
+    # The local server takes no credentials: the connection must say so (an api_endpoint alone keeps them on).
+    value = env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"].strip()
+    default = json.loads(value[value.index(":-") + 2:-1])  # ${NAME:-default}
+    assert default["extra"]["is_anonymous"] is True
     assert "sandbox-key" in " ".join(compose["services"]["revcent-sandbox"]["command"])

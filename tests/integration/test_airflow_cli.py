@@ -114,7 +114,7 @@ def test_dags_test_with_a_date_range_param_lands_the_range_twice_without_duplica
                                                       "extra": extra})
     env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = json.dumps(
         {"conn_type": "google_cloud_platform", "extra": {"project": bigquery_server.project,
-                                                         "api_endpoint": bigquery_server.url}})
+                                                         "api_endpoint": bigquery_server.url, "is_anonymous": True}})
     env["AIRFLOW_VAR_REVCENT_CUSTOMERS_TABLE"] = "revcent_cli.customers"
     # Six months: three windows. Then an overlapping range, and the first again.
     for conf in ({"date_start": "2025-01-01", "date_end": "2025-07-01"},

@@ -33,7 +33,7 @@ def proxied(monkeypatch, sandbox, bq_proxy, bigquery_server):
             {"conn_type": "revcent", "host": server.url, "password": API_KEY, "extra": {"max_requests_per_second": 0}}))
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
             {"conn_type": "google_cloud_platform",
-             "extra": {"project": bigquery_server.project, "api_endpoint": bq_proxy.url}}))
+             "extra": {"project": bigquery_server.project, "api_endpoint": bq_proxy.url, "is_anonymous": True}}))
         return server, bq_proxy.client(bigquery_server.project)
 
     return point

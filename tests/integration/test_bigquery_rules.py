@@ -51,7 +51,8 @@ def through_proxy(monkeypatch: pytest.MonkeyPatch, sandbox: Any, bq_proxy: bqpro
              "extra": {"max_requests_per_second": 0, "max_concurrency": 8}}))
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
             {"conn_type": "google_cloud_platform",
-             "extra": {"project": bigquery_server.project, "api_endpoint": bq_proxy.url}}))
+             "extra": {"project": bigquery_server.project, "api_endpoint": bq_proxy.url,
+                       "is_anonymous": True}}))
         return bq_proxy.client(bigquery_server.project)
 
     return point

@@ -40,7 +40,7 @@ def pointed(store, sandbox, bq_proxy, bigquery_server, monkeypatch):
          "extra": {"max_requests_per_second": 0, "max_concurrency": 6}}))
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
         {"conn_type": "google_cloud_platform",
-         "extra": {"project": bigquery_server.project, "api_endpoint": bq_proxy.url}}))
+         "extra": {"project": bigquery_server.project, "api_endpoint": bq_proxy.url, "is_anonymous": True}}))
     return bq_proxy.client(bigquery_server.project)
 
 
