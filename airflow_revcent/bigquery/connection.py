@@ -20,17 +20,16 @@ the operator argument wins over the extra), ``scope`` (comma-separated; default
 without authentication needs ``is_anonymous``).
 
 A setting that cannot be applied is an error naming it, never ignored. No key, token or secret
-name is ever logged or put in a message.
+value is ever logged or put in a message; this module logs only which kind of identity it built.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,23 +260,10 @@ def google_base_hook_class() -> Any:
     return GoogleBaseHook
 
 
-@contextlib.contextmanager
-def _quiet_provider() -> Iterator[None]:
-    """The provider logs the secret's name at DEBUG while reading key_secret_name; keep that out of logs."""
-    logger = logging.getLogger("airflow.providers.google.cloud.utils.credentials_provider._CredentialProvider")
-    level = logger.level
-    logger.setLevel(max(level, logging.INFO))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _provider_credentials(settings: BigQuerySettings, hook_class: Any) -> tuple[Any, str | None]:
     chain = list(settings.impersonation_chain) or None
-    with _quiet_provider():
-        hook = hook_class(gcp_conn_id=settings.conn_id, impersonation_chain=chain)
-        credentials, project = hook.get_credentials_and_project_id()
+    hook = hook_class(gcp_conn_id=settings.conn_id, impersonation_chain=chain)
+    credentials, project = hook.get_credentials_and_project_id()
     return credentials, project or None
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.message
+import hashlib
 import http.client
 import json
 import re
@@ -161,6 +162,11 @@ def error_body(status: int, reason: str, message: str) -> dict[str, Any]:
                       "errors": [{"domain": "global", "reason": reason, "message": message}]}}
 
 
+def authorization_fingerprint(value: str | None) -> str | None:
+    """A short digest of an Authorization header, safe to record and to print in an assertion message."""
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
 @dataclass
 class Exchange:
     method: str
@@ -170,6 +176,8 @@ class Exchange:
     headers: dict[str, str]  # the request's, without Authorization
     status: int | None = None  # None: dropped or reset
     fault: str | None = None
+    #: ``authorization_fingerprint`` of the request's Authorization header (never the header): None without one.
+    auth: str | None = None
 
 
 class BigQueryProxy:
@@ -320,7 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_request(self) -> None:
         proxy, url = self.server.proxy, urlsplit(self.path)
         headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
-        exchange = Exchange(self.command, url.path, parse_qs(url.query), None, headers)
+        exchange = Exchange(self.command, url.path, parse_qs(url.query), None, headers,
+                            auth=authorization_fingerprint(self.headers.get("Authorization")))
         with proxy._lock:
             proxy.requests.append(exchange)
         if fault := proxy._pick(self.command, url.path, None, before_body=True):
