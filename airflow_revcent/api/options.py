@@ -108,7 +108,7 @@ class RequestOptions:
             value = getattr(self, name)
             if value is None:
                 continue
-            if integer and type(value) is not int or not integer and type(value) not in (int, float):
+            if (integer and type(value) is not int) or (not integer and type(value) not in (int, float)):
                 kind = "an integer" if integer else "a number"
                 raise RevCentConfigError(f"RequestOptions.{name}={value!r} must be {kind} >= {minimum:g}.")
             number(value, f"RequestOptions.{name}", minimum=minimum, integer=integer)
