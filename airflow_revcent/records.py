@@ -39,18 +39,15 @@ How values land (every value written is one BigQuery's NDJSON loader accepts for
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Literal
 
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
-from airflow_revcent.jsontext import decimal_text, dumps
-from airflow_revcent.schema import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column, find_column
+from airflow_revcent.pii import PiiSettings, apply_pii
+from airflow_revcent.schema import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column
 
 InvalidPolicy = Literal["fail", "keep"]
 INVALID_POLICIES: tuple[str, ...] = ("fail", "keep")
@@ -153,71 +150,6 @@ def _timestamp(value: str) -> str | None:
             f"{utc.second:02d}.{utc.microsecond:06d}Z")
 
 
-def _hash_text(value: Any) -> str:
-    """The text a hashed field's HMAC is computed over: the string itself, else its JSON."""
-    if isinstance(value, str):
-        return value
-    if type(value) is Decimal:
-        return decimal_text(value)
-    return dumps(value).decode()
-
-
-@dataclass(frozen=True)
-class PiiSettings:
-    """Which fields leave the worker, and how.
-
-    :param exclude_fields: dotted paths dropped from rows and from the table (``address_line_1``,
-        ``customer_card.first_6``).
-    :param hash_fields: dotted paths whose values are replaced by ``HMAC-SHA256(key, value)`` hex.
-    :param hash_key: the secret HMAC key (from a connection or secret backend, never from code).
-    """
-
-    exclude_fields: tuple[str, ...] = ()
-    hash_fields: tuple[str, ...] = ()
-    hash_key: bytes | None = field(default=None, repr=False)
-
-
-def apply_pii(columns: Sequence[Column], pii: PiiSettings) -> tuple[Column, ...]:
-    """The API columns as the table will hold them: excluded fields gone, hashed fields STRING.
-
-    :param columns: the API's columns.
-    :param pii: the settings to apply.
-    """
-    for path in (*pii.exclude_fields, *pii.hash_fields):
-        if find_column(columns, path) is None:
-            raise RevCentConfigError(
-                f"PII setting names field {path!r}, which the customer object does not have; use a dotted "
-                "path of the spec such as 'email' or 'customer_card.first_6'."
-            )
-        if path in {"id", "created_date_unix"}:
-            raise RevCentConfigError(
-                f"{path!r} cannot be excluded or hashed: the pipeline needs it to de-duplicate and partition."
-            )
-    if pii.hash_fields and not pii.hash_key:
-        raise RevCentConfigError(
-            "hash_fields is set but no hash key was given; store a secret key in a connection (password) "
-            "and pass its id as hash_key_conn_id."
-        )
-
-    def walk(cols: Sequence[Column], prefix: str) -> tuple[Column, ...]:
-        out = []
-        for col in cols:
-            path = prefix + col.name
-            if path in pii.exclude_fields:
-                continue
-            if path in pii.hash_fields:
-                kind = "REPEATED" if col.mode == "REPEATED" else "NULLABLE"
-                note = "HMAC-SHA256 hex of the value (hash_fields)."
-                out.append(Column(col.name, "STRING", kind, f"{col.description} {note}".strip()))
-            elif col.fields:
-                out.append(replace(col, fields=walk(col.fields, path + ".")))
-            else:
-                out.append(col)
-        return tuple(out)
-
-    return walk(columns, "")
-
-
 class RecordConverter:
     """Turns API customers into table rows (see the module docstring).
 
@@ -242,6 +174,11 @@ class RecordConverter:
             )
         self.keep_invalid = on_invalid_record == "keep"
         self.pii = pii or PiiSettings()
+        if self.pii.needs_key:
+            raise RevCentConfigError(
+                "hash_fields is set but no hash key was read; store a secret key in a connection (password) "
+                "and pass its id as hash_key_conn_id."
+            )
         #: Paths of fields the spec does not describe (array positions shown as ``[]``), with counts.
         self.unknown_paths: dict[str, int] = {}
         #: Paths whose values conflicted with their column and were kept in ``_unknown_fields``.
@@ -345,7 +282,7 @@ class RecordConverter:
 
     def _pii_under(self, path: str) -> bool:
         """Whether a PII setting names this path or a field inside it."""
-        return any(p == path or p.startswith(path + ".") for p in (*self.pii.exclude_fields, *self.pii.hash_fields))
+        return self.pii.under(path)
 
     def _shown(self, bad: _Mismatch) -> str:
         """The offending value for an error message: scalars only, never a PII field's."""
@@ -364,7 +301,7 @@ class RecordConverter:
         if path in self.pii.exclude_fields:
             return None
         if path in self.pii.hash_fields:
-            return hmac.new(self.pii.hash_key or b"", _hash_text(value).encode(), hashlib.sha256).hexdigest()
+            return self.pii.digest(value)
         if isinstance(value, list):
             return [self._scrub(item, path) for item in value]
         if isinstance(value, dict) and self._pii_under(path):
@@ -413,12 +350,7 @@ class RecordConverter:
 
     def _scalar(self, col: Column, path: str) -> Callable[[Any], Any]:
         if self._hashed(path):
-            key = self.pii.hash_key or b""
-
-            def hashed(value: Any) -> str:
-                return hmac.new(key, _hash_text(value).encode(), hashlib.sha256).hexdigest()
-
-            return hashed
+            return self.pii.digest
         check = self._checks().get(col.type)
         if check is None:
             raise RevCentConfigError(f"Column {path} has type {col.type}, which the pipeline cannot fill.")
@@ -528,4 +460,4 @@ _PLAIN_TYPES: dict[str, frozenset[type]] = {
     "BOOLEAN": frozenset({bool}),
 }
 
-__all__ = ["PARTITION_COLUMN", "PiiSettings", "RecordConverter", "apply_pii"]
+__all__ = ["PARTITION_COLUMN", "PiiSettings", "RecordConverter", "apply_pii"]  # PII names: from .pii

@@ -373,17 +373,20 @@ def make_credentials(settings: BigQuerySettings) -> tuple[Any, str | None]:
     return credentials, project
 
 
-def make_client(settings: BigQuerySettings, *, project: str | None = None, location: str | None = None) -> Any:
-    """A ``google.cloud.bigquery.Client`` for these settings.
+def make_client(settings: BigQuerySettings, *, project: str | None = None, location: str | None = None,
+                billing_project: str | None = None) -> Any:
+    """A ``google.cloud.bigquery.Client`` for these settings; its ``project`` runs and pays for the jobs.
 
     :param settings: what the connection says.
-    :param project: the project to bill jobs to when the connection names none.
+    :param project: the project to bill jobs to when neither ``billing_project`` nor the connection names one.
     :param location: default location for jobs.
+    :param billing_project: the project to bill jobs to, whatever the connection says (the operator's
+        ``project_id``).
     """
     from google.cloud import bigquery
 
     credentials, credentials_project = make_credentials(settings)
-    billing = settings.project or project or credentials_project
+    billing = billing_project or settings.project or project or credentials_project
     if not billing:
         raise RevCentConfigError(
             "No Google Cloud project is known: set the extra 'project' on the Google Cloud connection or "

@@ -598,6 +598,30 @@ def label_value(text: str) -> str:
     return _LABEL_INVALID.sub("_", text.lower())[:63]
 
 
+#: BigQuery takes at most 64 labels on a job; the operator adds two.
+MAX_USER_LABELS = 62
+
+
+def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    """The user's job labels, checked against BigQuery's label rules (never rewritten).
+
+    :param labels: the operator's ``labels``.
+    """
+    if labels is not None and not isinstance(labels, dict):
+        raise RevCentConfigError(f"labels={labels!r} must be a dict of label keys to values.")
+    for key, value in (labels or {}).items():
+        if (not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key)
+                or not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value)):
+            raise RevCentConfigError(
+                f"labels[{key!r}]={value!r} is not a BigQuery label: keys start with a lowercase letter, keys and "
+                "values hold lowercase letters, digits, '_' and '-', at most 63 characters."
+            )
+    if len(labels or {}) > MAX_USER_LABELS:
+        raise RevCentConfigError(f"labels: {len(labels or {})} labels; a BigQuery job takes at most 64, "
+                                 f"two of them airflow-dag and airflow-task, so at most {MAX_USER_LABELS}.")
+    return dict(labels or {})
+
+
 def job_labels(dag_id: str | None, task_id: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """``airflow-dag`` and ``airflow-task`` (sanitised to BigQuery's label rules, as the google operators
     label their jobs) plus the user's labels, which are checked, not rewritten.
@@ -611,16 +635,7 @@ def job_labels(dag_id: str | None, task_id: str | None, extra: dict[str, str] | 
         labels["airflow-dag"] = label_value(dag_id)
     if task_id:
         labels["airflow-task"] = label_value(task_id)
-    for key, value in (extra or {}).items():
-        if (not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key)
-                or not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value)):
-            raise RevCentConfigError(
-                f"labels[{key!r}]={value!r} is not a BigQuery label: keys start with a lowercase letter, keys and "
-                "values hold lowercase letters, digits, '_' and '-', at most 63 characters."
-            )
-        labels[key] = value
-    if len(labels) > 64:
-        raise RevCentConfigError(f"labels: {len(labels)} labels; a BigQuery job takes at most 64.")
+    labels.update(validate_labels(extra))
     return labels
 
 

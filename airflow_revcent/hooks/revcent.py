@@ -507,6 +507,10 @@ class RevCentHook(HttpHook):
             verify=verify,
         )
 
+    def check_connection(self) -> HookSettings:
+        """Read and check the connection now (it is otherwise read on first use); its settings."""
+        return self.settings
+
     @cached_property
     def pacer(self) -> Pacer:
         """The pace shared by every request this hook sends."""

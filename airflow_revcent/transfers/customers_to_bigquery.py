@@ -9,15 +9,18 @@ shapes each customer, :class:`~airflow_revcent.ndjson.NdjsonWriter` streams rows
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
+from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import (
     DEFAULT_STAGING_EXPIRATION,
@@ -26,10 +29,18 @@ from airflow_revcent.bigquery.destination import (
     Load,
     job_labels,
     job_prefix,
+    validate_labels,
 )
 from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.compat import failing_fast, has_retry_policies
 from airflow_revcent.drift import plan_promotions, promote
-from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
+from airflow_revcent.exceptions import (
+    RevCentAuthError,
+    RevCentConfigError,
+    RevCentCountMismatchError,
+    RevCentDataError,
+    RevCentRequestError,
+)
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
 from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
@@ -43,7 +54,8 @@ from airflow_revcent.ndjson import (
     sweep_stale_dirs,
 )
 from airflow_revcent.paging import WindowStats
-from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, PiiSettings, RecordConverter, apply_pii
+from airflow_revcent.pii import PiiSettings, apply_pii, check_paths
+from airflow_revcent.records import InvalidPolicy, RecordConverter
 from airflow_revcent.schema import Column, customer_columns
 from airflow_revcent.windows import (
     DEFAULT_WINDOW,
@@ -53,20 +65,45 @@ from airflow_revcent.windows import (
     parse_instant,
     resolve_interval,
     split_windows,
+    validate_window_size,
     with_lookback,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ExceptionRetryPolicy
 
-#: Failures that another try cannot fix: the task fails at once instead of retrying.
-PERMANENT_ERRORS = [
-    "airflow_revcent.exceptions.RevCentConfigError",
-    "airflow_revcent.exceptions.RevCentAuthError",
-    "airflow_revcent.exceptions.RevCentRequestError",
-    "airflow_revcent.exceptions.RevCentDataError",
-]
+#: Failures that another try cannot fix: the task fails at once instead of retrying. Classes, not
+#: dotted paths: a renamed class is an import error here, never a rule that silently stops matching.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    RevCentConfigError, RevCentAuthError, RevCentRequestError, RevCentDataError,
+)
 _UNSET = (None, "", "None")
+
+CountMismatchPolicy = Literal["warn", "fail"]
+#: The keyword arguments ``request_options`` and ``pii`` replace (still accepted, with a warning).
+_DEPRECATED_REQUEST_ARGS = tuple(n for n in REQUEST_OPTION_NAMES if n != "connect_timeout")
+_DEPRECATED_PII_ARGS = ("exclude_fields", "hash_fields", "hash_key_conn_id")
+
+
+def _choice(value: Any, name: str, policy: Any) -> Any:
+    """``value`` if it is one of the ``Literal`` ``policy``'s values, else an error naming them."""
+    choices = get_args(policy)
+    if value not in choices:
+        raise RevCentConfigError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+def _deprecated(kwargs: dict[str, Any], names: Sequence[str], replacement: str) -> dict[str, Any]:
+    """Pop the deprecated keyword arguments among ``names`` from ``kwargs``, warning once for them."""
+    given = {name: kwargs.pop(name) for name in names if name in kwargs}
+    if given:
+        from airflow.exceptions import AirflowProviderDeprecationWarning
+
+        warnings.warn(
+            f"CustomersToBigQueryOperator: {', '.join(given)} are deprecated; pass {replacement} instead.",
+            AirflowProviderDeprecationWarning, stacklevel=4,
+        )
+    return given
 
 
 CUSTOMERS_RESOURCE = "/v2/customers"
@@ -113,6 +150,18 @@ def static_asset(destination_table: Any) -> Asset | None:
     return Asset(asset_uri(TableRef(project, dataset, table))) if project else None
 
 
+def _project_id(project_id: Any) -> str | None:
+    """The rendered ``project_id``, checked (a project id, or unset)."""
+    if project_id in _UNSET:
+        return None
+    if not isinstance(project_id, str) or not re.fullmatch(r"[a-z][a-z0-9.:-]{4,62}", project_id):
+        raise RevCentConfigError(
+            f"project_id={project_id!r} must be a Google Cloud project id (lowercase letters, digits and hyphens, "
+            "starting with a letter; 'domain.com:project' for domain-scoped projects)."
+        )
+    return project_id
+
+
 def _kms_key(encryption_configuration: dict[str, Any] | None) -> str | None:
     if encryption_configuration is None:
         return None
@@ -128,8 +177,8 @@ def _kms_key(encryption_configuration: dict[str, Any] | None) -> str | None:
 def default_retry_policy() -> ExceptionRetryPolicy | None:
     """Retry transient failures as the task says; fail bad input and rejected keys at once.
 
-    ``None`` on Airflow 3.1 and 3.2, which have no task retry policies: there the task's ``retries``
-    apply to every failure.
+    ``None`` on Airflow 3.1 and 3.2, which have no task retry policies: there ``execute`` raises these
+    errors as ``AirflowFailException`` too (:func:`airflow_revcent.compat.failing_fast`), with the same effect.
     """
     try:
         from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
@@ -153,6 +202,9 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param destination_table: ``[project.]dataset.table`` (templated).
     :param revcent_conn_id: the RevCent connection (templated).
     :param gcp_conn_id: the Google Cloud connection (templated).
+    :param project_id: the project that runs and pays for the BigQuery jobs (templated); default: the
+        connection's ``project``, else the destination's. The destination's project is where the tables are:
+        a ``destination_table`` without one is in the connection's ``project``, else in this one.
     :param impersonation_chain: a service account to impersonate with short-lived credentials, or a chain
         of them (a list, or comma-separated) where each grants the one before it the Service Account Token
         Creator role and the first grants it to the connection's identity (templated); wins over the
@@ -171,18 +223,11 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param location: BigQuery location of the dataset (templated); default: the existing dataset's, else the
         connection's ``location`` extra, else US.
     :param window_size: the longest span one request covers (default 89 days, at most 90).
-    :param max_concurrency: requests in flight at once; overrides the connection extra (default 4).
-    :param max_requests_per_second: pace ceiling for this task; overrides the connection extra (default 10,
-        ``0`` = none).
-    :param retry_max_attempts: attempts per request (default 8).
-    :param retry_max_seconds: seconds per request, retries included (default 600).
-    :param retry_initial_backoff: the first wait between attempts is up to this many seconds, doubling per
-        attempt up to 60 s (default 1; a 429's Retry-After replaces it).
-    :param read_timeout: seconds to wait for a response (default 60).
-    :param request_timeout: seconds one request may take to its last byte, however slowly the server sends
-        (default 120).
-    :param stall_timeout: seconds the run may go without any page before it fails, naming the window and
-        page it waits on (default: the longest one request can take with its retries).
+    :param request_options: how requests are sent (:class:`~airflow_revcent.api.options.RequestOptions`:
+        concurrency, pace, connect/read/request timeouts, stall timeout, retry budget); every option left
+        ``None`` comes from the connection's extra of the same name, else its default. Replaces the separate
+        ``max_concurrency``, ``max_requests_per_second``, ``read_timeout``, ``request_timeout``,
+        ``stall_timeout`` and ``retry_*`` arguments, which still work with a deprecation warning.
     :param on_invalid_record: ``"fail"`` (default): a customer that does not match the spec fails the run,
         naming the customer and field; ``"keep"``: such values go to ``_unknown_fields`` and customers
         without a usable id are skipped and counted.
@@ -191,11 +236,11 @@ class CustomersToBigQueryOperator(BaseOperator):
     :param lookback: also re-read customers created this long before the interval, and update those that
         changed (a ``timedelta`` or an ISO-8601 duration such as ``"P35D"``; templated). Default 0: the
         operator reads exactly its interval, so explicit ranges and backfills cost what they cover.
-    :param exclude_fields: dotted field paths dropped before they leave the worker, and absent from the table
-        (``["address_line_1", "customer_card.first_6"]``).
-    :param hash_fields: dotted field paths whose values are replaced by ``HMAC-SHA256(key, value)`` hex; needs
-        ``hash_key_conn_id``.
-    :param hash_key_conn_id: a connection whose password is the secret HMAC key (never put it in code).
+    :param pii: which fields never leave the worker as sent (:class:`~airflow_revcent.pii.PiiSettings`):
+        ``exclude_fields`` dropped before they leave the worker and absent from the table,
+        ``hash_fields`` replaced by ``HMAC-SHA256(key, value)`` hex with the secret key in the password of
+        ``hash_key_conn_id``. Replaces the separate ``exclude_fields``, ``hash_fields`` and
+        ``hash_key_conn_id`` arguments, which still work with a deprecation warning.
     :param history_table: ``[project.]dataset.table`` of an optional type-2 change history (templated;
         default ``None``, off): every change to a customer appends a version (``_valid_from``, ``_valid_to``,
         ``_is_current``) in the same transaction that updates the destination.
@@ -215,18 +260,19 @@ class CustomersToBigQueryOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "destination_table", "revcent_conn_id", "gcp_conn_id", "date_start", "date_end", "campaign_filter",
         "customer_group_filter", "product_filter", "status_filter", "metadata_filter", "location", "lookback",
-        "history_table", "impersonation_chain",
+        "history_table", "impersonation_chain", "project_id",
     )
     ui_color = "#e8f0fe"
     operator_extra_links = (BigQueryTableLink(), BigQueryJobLink())
 
-    def __init__(  # noqa: PLR0915 - one statement per argument; grouping them into settings objects is planned
+    def __init__(
         self,
         *,
         destination_table: str,
         revcent_conn_id: str = RevCentHook.default_conn_name,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         impersonation_chain: str | Sequence[str] | None = None,
+        project_id: str | None = None,
         date_start: Any = None,
         date_end: Any = None,
         campaign_filter: Any = None,
@@ -237,22 +283,13 @@ class CustomersToBigQueryOperator(BaseOperator):
         page_size: int = MAX_PAGE_SIZE,
         location: str | None = None,
         window_size: timedelta = DEFAULT_WINDOW,
-        max_concurrency: int | None = None,
-        max_requests_per_second: float | None = None,
-        retry_max_attempts: int | None = None,
-        retry_max_seconds: float | None = None,
-        retry_initial_backoff: float | None = None,
-        read_timeout: float | None = None,
-        request_timeout: float | None = None,
-        stall_timeout: float | None = None,
+        request_options: RequestOptions | None = None,
         on_invalid_record: InvalidPolicy = "fail",
         staging_expiration: timedelta = DEFAULT_STAGING_EXPIRATION,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         lookback: Any = None,
-        exclude_fields: Sequence[str] = (),
-        hash_fields: Sequence[str] = (),
-        hash_key_conn_id: str | None = None,
-        on_count_mismatch: str = "warn",
+        pii: PiiSettings | None = None,
+        on_count_mismatch: CountMismatchPolicy = "warn",
         history_table: str | None = None,
         promote_unknown_fields: bool = False,
         labels: dict[str, str] | None = None,
@@ -260,6 +297,8 @@ class CustomersToBigQueryOperator(BaseOperator):
         tmp_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
+        request_options = self._request_options(request_options, kwargs)
+        pii = self._pii_settings(pii, kwargs)
         if "retry_policy" not in kwargs and (policy := default_retry_policy()) is not None:
             kwargs["retry_policy"] = policy
         if "outlets" not in kwargs and (asset := static_asset(destination_table)) is not None:
@@ -267,10 +306,12 @@ class CustomersToBigQueryOperator(BaseOperator):
             # be scheduled on it; a templated one is reported through an AssetAlias in `outlets`.
             kwargs["outlets"] = [asset]
         super().__init__(**kwargs)
+        # Templated arguments: kept as given, checked in execute() once rendered.
         self.destination_table = destination_table
         self.revcent_conn_id = revcent_conn_id
         self.gcp_conn_id = gcp_conn_id
         self.impersonation_chain = impersonation_chain
+        self.project_id = project_id
         self.date_start = date_start
         self.date_end = date_end
         self.campaign_filter = campaign_filter
@@ -279,52 +320,26 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.status_filter = status_filter
         self.metadata_filter = metadata_filter
         self.location = location
-        # Static arguments are checked here, at parse time; templated ones in execute().
+        self.lookback = lookback
+        self.history_table = history_table
+        # Static arguments: checked here, once, when the DAG file is parsed.
         if type(page_size) is not int or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise RevCentConfigError(f"page_size={page_size!r} must be an integer from 1 to {MAX_PAGE_SIZE}.")
-        split_windows(Interval(0, 1), window_size)  # validates window_size
-        if on_invalid_record not in INVALID_POLICIES:
-            raise RevCentConfigError(
-                f"on_invalid_record={on_invalid_record!r} must be one of {', '.join(INVALID_POLICIES)}."
-            )
-        if max_concurrency is not None and (type(max_concurrency) is not int or max_concurrency < 1):
-            raise RevCentConfigError(f"max_concurrency={max_concurrency!r} must be an integer >= 1.")
-        if max_requests_per_second is not None and (
-                type(max_requests_per_second) not in (int, float) or not max_requests_per_second >= 0):
-            raise RevCentConfigError(
-                f"max_requests_per_second={max_requests_per_second!r} must be >= 0 (0 means no limit)."
-            )
         self.page_size = page_size
-        self.window_size = window_size
-        self.max_concurrency = max_concurrency
-        self.max_requests_per_second = max_requests_per_second
-        self.retry_max_attempts = retry_max_attempts
-        self.retry_max_seconds = retry_max_seconds
-        self.retry_initial_backoff = retry_initial_backoff
-        self.read_timeout = read_timeout
-        self.request_timeout = request_timeout
-        self.stall_timeout = stall_timeout
-        self.on_invalid_record: InvalidPolicy = on_invalid_record
+        self.window_size = validate_window_size(window_size)
+        self.request_options = request_options
+        self.on_invalid_record: InvalidPolicy = _choice(on_invalid_record, "on_invalid_record", InvalidPolicy)
+        self.on_count_mismatch: CountMismatchPolicy = _choice(on_count_mismatch, "on_count_mismatch",
+                                                              CountMismatchPolicy)
         self.staging_expiration = staging_expiration
         self.max_file_bytes = max_file_bytes
-        self.lookback = lookback
-        self.pii = PiiSettings(exclude_fields=tuple(exclude_fields), hash_fields=tuple(hash_fields))
-        # Validates the paths now; the key is read from its connection when the task runs.
-        apply_pii(customer_columns(), PiiSettings(self.pii.exclude_fields, self.pii.hash_fields, b"-"))
-        if hash_fields and not hash_key_conn_id:
-            raise RevCentConfigError(
-                "hash_fields needs hash_key_conn_id: a connection whose password is the secret HMAC key."
-            )
-        self.hash_key_conn_id = hash_key_conn_id
-        if on_count_mismatch not in ("warn", "fail"):
-            raise RevCentConfigError(f"on_count_mismatch={on_count_mismatch!r} must be 'warn' or 'fail'.")
-        self.on_count_mismatch = on_count_mismatch
-        self.history_table = history_table
+        self.pii = pii
         self.promote_unknown_fields = promote_unknown_fields
-        job_labels(None, None, labels)  # validates them now
-        self.labels = dict(labels or {})
+        self.labels = validate_labels(labels)
         self.tmp_dir = tmp_dir
         self.kms_key_name = _kms_key(encryption_configuration)
+        # Where Airflow has no retry policy (3.1, 3.2), execute() fails PERMANENT_ERRORS without retrying.
+        self._fail_fast = not has_retry_policies()
         self._active_destination: CustomersDestination | None = None
         #: (project, location, job id) of the last job the run waited on, for the job link.
         self.last_job: tuple[str, str, str] | None = None
@@ -332,29 +347,49 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.resolved_destination: TableRef | None = None
         self._lineage: dict[str, Any] = {}
 
+    @staticmethod
+    def _request_options(options: RequestOptions | None, kwargs: dict[str, Any]) -> RequestOptions:
+        """``request_options``, or one built from the deprecated separate arguments (never both)."""
+        if options is not None and not isinstance(options, RequestOptions):
+            raise RevCentConfigError(f"request_options={options!r} must be a RequestOptions.")
+        legacy = _deprecated(kwargs, _DEPRECATED_REQUEST_ARGS, "request_options=RequestOptions(...)")
+        if legacy and options is not None:
+            raise RevCentConfigError(
+                f"Give request_options or {', '.join(legacy)}, not both: put them in RequestOptions(...)."
+            )
+        return options if options is not None else RequestOptions(**legacy)
+
+    @staticmethod
+    def _pii_settings(pii: PiiSettings | None, kwargs: dict[str, Any]) -> PiiSettings:
+        """``pii``, or settings built from the deprecated separate arguments (never both); paths checked."""
+        if pii is not None and not isinstance(pii, PiiSettings):
+            raise RevCentConfigError(f"pii={pii!r} must be a PiiSettings.")
+        legacy = _deprecated(kwargs, _DEPRECATED_PII_ARGS, "pii=PiiSettings(...)")
+        if legacy and pii is not None:
+            raise RevCentConfigError(f"Give pii or {', '.join(legacy)}, not both: put them in PiiSettings(...).")
+        settings = pii if pii is not None else PiiSettings(
+            exclude_fields=tuple(legacy.get("exclude_fields") or ()),
+            hash_fields=tuple(legacy.get("hash_fields") or ()), hash_key_conn_id=legacy.get("hash_key_conn_id"))
+        check_paths(settings)
+        return settings
+
     @cached_property
     def revcent_hook(self) -> RevCentHook:
         """The RevCent hook, created on first use (never in the constructor)."""
-        return RevCentHook(
-            self.revcent_conn_id,
-            max_concurrency=self.max_concurrency,
-            max_requests_per_second=self.max_requests_per_second,
-            read_timeout=self.read_timeout,
-            request_timeout=self.request_timeout,
-            stall_timeout=self.stall_timeout,
-            retry_max_attempts=self.retry_max_attempts,
-            retry_max_seconds=self.retry_max_seconds,
-            retry_initial_backoff=self.retry_initial_backoff,
-        )
+        return RevCentHook(self.revcent_conn_id, **self.request_options.given())
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with failing_fast(PERMANENT_ERRORS, enabled=self._fail_fast):
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> dict[str, Any]:
         started = time.monotonic()
         extracted_at = datetime.now(UTC)
         interval = self.resolve_interval(context, now=extracted_at)
         read = with_lookback(interval, self._lookback())
         windows = split_windows(read, self.window_size)
         filters, pii = self._filters(), self._pii()
-        self.revcent_hook.settings  # noqa: B018 - read and check the RevCent connection before BigQuery
+        self.revcent_hook.check_connection()  # the RevCent connection is read and checked before BigQuery
         destination = self._destination(apply_pii(customer_columns(), pii), context)
         destination.prepare()
         self.log.info("Reading RevCent customers created in %s (read from %s): %d window(s) into %s", interval,
@@ -440,17 +475,12 @@ class CustomersToBigQueryOperator(BaseOperator):
         )
 
     def _pii(self) -> PiiSettings:
-        if not self.pii.hash_fields:
+        """The PII settings with the secret key read from its connection (only when hashing)."""
+        if not self.pii.needs_key:
             return self.pii
         from airflow.sdk import BaseHook
 
-        key = (BaseHook.get_connection(str(self.hash_key_conn_id)).password or "").encode()
-        if not key:
-            raise RevCentConfigError(
-                f"Connection {self.hash_key_conn_id!r} has no password: it must hold the secret HMAC key for "
-                "hash_fields."
-            )
-        return PiiSettings(self.pii.exclude_fields, self.pii.hash_fields, key)
+        return self.pii.with_key((BaseHook.get_connection(str(self.pii.hash_key_conn_id)).password or "").encode())
 
     def on_kill(self) -> None:
         """Stop reading and cancel the running BigQuery job: a task marked failed or timed out must not let
@@ -465,10 +495,14 @@ class CustomersToBigQueryOperator(BaseOperator):
         if self.history_table not in _UNSET:
             TableRef.split(self.history_table, name="history_table")
         settings = read_settings(self.gcp_conn_id, impersonation_chain=self.impersonation_chain or None)
-        client = make_client(settings, project=project, location=self.location or settings.location)
-        table = TableRef.parse(self.destination_table, default_project=client.project)
+        billing = _project_id(self.project_id)
+        client = make_client(settings, project=project, location=self.location or settings.location,
+                             billing_project=billing)
+        # Tables without a project are in the connection's project; the billing project only runs the jobs.
+        home = settings.project or client.project
+        table = TableRef.parse(self.destination_table, default_project=home)
         history = (None if self.history_table in _UNSET
-                   else TableRef.parse(self.history_table, default_project=client.project, name="history_table"))
+                   else TableRef.parse(self.history_table, default_project=home, name="history_table"))
         self.resolved_destination = table  # for the extra link
         ti = context.get("ti")
         dag_id, task_id = getattr(ti, "dag_id", None), getattr(ti, "task_id", None) or self.task_id

@@ -56,8 +56,8 @@ def test_bad_templated_values_fail_before_any_request_or_load(kwargs, message, s
         ({"page_size": 26}, r"page_size=26 must be an integer from 1 to 25"),
         ({"page_size": 0}, r"page_size=0"),
         ({"window_size": timedelta(days=91)}, r"window_size=91 days, 0:00:00 is over the API's limit of 90 days"),
-        ({"on_invalid_record": "ignore"}, r"on_invalid_record='ignore' must be one of fail, keep"),
-        ({"max_concurrency": 0}, r"max_concurrency=0 must be an integer >= 1"),
+        ({"on_invalid_record": "ignore"}, r"on_invalid_record='ignore' must be one of 'fail', 'keep'"),
+        ({"on_count_mismatch": "ignore"}, r"on_count_mismatch='ignore' must be one of 'warn', 'fail'"),
     ],
 )
 def test_bad_static_arguments_fail_when_the_dag_is_parsed(kwargs, message):

@@ -20,6 +20,7 @@ from google.cloud.bigquery import SchemaField
 from airflow_revcent.bigquery.schema import to_schema_fields
 from airflow_revcent.bigquery.statements import MAX_DAYS_PER_STATEMENT
 from airflow_revcent.exceptions import RevCentBigQueryError
+from airflow_revcent.pii import PiiSettings
 from airflow_revcent.schema import table_columns
 from revcent_sandbox import CustomerStore
 
@@ -153,8 +154,8 @@ def test_a_nested_exclusion_added_on_an_existing_table_keeps_the_shape(store, th
     client = through_proxy(store)
     run_operator(destination_table=table_name, **RANGE)
     store.mutate(0.5, seed=6)
-    summary = run_operator(destination_table=table_name, exclude_fields=["customer_card.first_6",
-                                                                         "lifetime_value.all"], **RANGE)
+    summary = run_operator(destination_table=table_name, pii=PiiSettings(
+        exclude_fields=["customer_card.first_6", "lifetime_value.all"]), **RANGE)
     assert assert_statements_valid(bq_proxy, client) >= 4
     # The content as loaded changed for every customer (the excluded values are gone), so every row is
     # rewritten: the RECORDs keep the table's shape, the excluded nested fields are NULL, the rest lands.
@@ -175,7 +176,7 @@ def test_a_nested_exclusion_added_on_an_existing_table_keeps_the_shape(store, th
 
 def test_excluding_a_clustering_column_on_a_new_table(store, through_proxy, bq_proxy, table_name):
     client = through_proxy(store)
-    run_operator(destination_table=table_name, exclude_fields=["status", "campaign_id"], **RANGE)
+    run_operator(destination_table=table_name, pii=PiiSettings(exclude_fields=["status", "campaign_id"]), **RANGE)
     table = client.get_table(table_name)
     assert table.clustering_fields == ["id"]
     assert "status" not in {f.name for f in table.schema}
@@ -235,7 +236,8 @@ def test_history_updates_the_row_in_place_and_keeps_columns_the_pipeline_does_no
     companies = {i: r["company"] for i, r in before.items()}
     store.mutate(0.5, seed=8)
     # company is no longer written: every customer's content changes, and its stored company stays.
-    summary = run_operator(destination_table=table_name, history_table=history, exclude_fields=["company"], **RANGE)
+    summary = run_operator(destination_table=table_name, history_table=history,
+                           pii=PiiSettings(exclude_fields=["company"]), **RANGE)
     rows = table_rows(client, table_name)
     rewritten = [r for r in rows if r["_content_hash"] != before[r["id"]]["_content_hash"]]
     assert summary["rows_updated"] == len(rewritten) > len(rows) / 2 and len(rows) == len(companies)

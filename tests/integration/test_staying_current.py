@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_revcent.exceptions import RevCentCountMismatchError, RevCentDataError
+from airflow_revcent.pii import PiiSettings
 from revcent_sandbox import CustomerStore
 
 from .conftest import API_KEY, run_operator, unix
@@ -89,8 +90,8 @@ def test_pii_is_excluded_and_hashed_everywhere_and_the_schema_says_so(store, san
     monkeypatch.setenv("AIRFLOW_CONN_REVCENT_PII", json.dumps({"conn_type": "generic", "password": "pepper-1234"}))
     connections(sandbox(store))
     run_operator(destination_table=table_name, date_start="2026-05-01", date_end="2026-08-01",
-                 exclude_fields=["address_line_1", "customer_card.first_6"],
-                 hash_fields=["email", "phone", "notes.username"], hash_key_conn_id="revcent_pii")
+                 pii=PiiSettings(exclude_fields=["address_line_1", "customer_card.first_6"],
+                                 hash_fields=["email", "phone", "notes.username"], hash_key_conn_id="revcent_pii"))
     schema = {f.name: f for f in bq_client.get_table(f"demo.{table_name}").schema}
     assert "address_line_1" not in schema
     assert "first_6" not in {f.name for f in schema["customer_card"].fields}
