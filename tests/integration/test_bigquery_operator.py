@@ -102,3 +102,16 @@ def test_on_kill_stops_the_read_and_cancels_the_running_job():
     operator._active_destination = SimpleNamespace(cancel=lambda: calls.append("job"))  # type: ignore[assignment]
     operator.on_kill()
     assert calls == ["read", "job"]
+
+
+def test_jobs_run_in_the_billing_project_and_the_tables_stay_in_theirs(store, proxied, bq_proxy, bigquery_server,
+                                                                       table_name):
+    _, client = proxied(store)
+    run_operator(destination_table=table_name, project_id="billing-project-1", **RANGE)
+    jobs = [e for e in bq_proxy.requests if e.method == "POST" and e.path.endswith("/jobs")
+            and isinstance(e.body, dict) and "configuration" in e.body]
+    assert jobs and all("/projects/billing-project-1/jobs" in e.path for e in jobs), [e.path for e in jobs]
+    assert all(e.body["jobReference"]["projectId"] == "billing-project-1" for e in jobs)
+    tables = [e.path for e in bq_proxy.requests if e.method == "POST" and e.path.endswith("/tables")]
+    assert tables and all(f"/projects/{bigquery_server.project}/" in p for p in tables)
+    assert_table_matches(client, table_name, store.truth(START, END))
