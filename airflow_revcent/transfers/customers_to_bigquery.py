@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
+from airflow_revcent.api.options import RequestOptions
+from airflow_revcent.api.responses import CUSTOMERS_ENDPOINT, MAX_PAGE_SIZE
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import (
     DEFAULT_STAGING_EXPIRATION,
@@ -31,7 +33,7 @@ from airflow_revcent.bigquery.statements import TableRef
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
 from airflow_revcent.filters import CustomerFilters
-from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
+from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
 from airflow_revcent.ndjson import (
     DEFAULT_MAX_FILE_BYTES,
@@ -69,7 +71,6 @@ PERMANENT_ERRORS = [
 _UNSET = (None, "", "None")
 
 
-CUSTOMERS_RESOURCE = "/v2/customers"
 #: Repaired values are logged one by one up to this many per run; the summary counts them all.
 _LOGGED_REPAIRS = 50
 
@@ -337,14 +338,16 @@ class CustomersToBigQueryOperator(BaseOperator):
         """The RevCent hook, created on first use (never in the constructor)."""
         return RevCentHook(
             self.revcent_conn_id,
-            max_concurrency=self.max_concurrency,
-            max_requests_per_second=self.max_requests_per_second,
-            read_timeout=self.read_timeout,
-            request_timeout=self.request_timeout,
-            stall_timeout=self.stall_timeout,
-            retry_max_attempts=self.retry_max_attempts,
-            retry_max_seconds=self.retry_max_seconds,
-            retry_initial_backoff=self.retry_initial_backoff,
+            options=RequestOptions(
+                max_concurrency=self.max_concurrency,
+                max_requests_per_second=self.max_requests_per_second,
+                read_timeout=self.read_timeout,
+                request_timeout=self.request_timeout,
+                stall_timeout=self.stall_timeout,
+                retry_max_attempts=self.retry_max_attempts,
+                retry_max_seconds=self.retry_max_seconds,
+                retry_initial_backoff=self.retry_initial_backoff,
+            ),
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -625,5 +628,5 @@ class CustomersToBigQueryOperator(BaseOperator):
             facets={"schema": SchemaDatasetFacet(fields=fields(self._lineage["columns"]))},
             outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=self._lineage["rows"])},
         )
-        source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_RESOURCE)
+        source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_ENDPOINT)
         return OperatorLineage(inputs=[source], outputs=[output])
