@@ -39,7 +39,6 @@ from airflow_revcent.api.options import (
     DEFAULT_RETRY_INITIAL_BACKOFF,
     DEFAULT_RETRY_MAX_ATTEMPTS,
     DEFAULT_RETRY_MAX_SECONDS,
-    REQUEST_OPTION_NAMES,
     RequestOptions,
 )
 from airflow_revcent.api.reader import ConcurrentReader, WindowBatch
@@ -94,6 +93,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
+#: Marks an old keyword argument that was not given (None is a value some callers pass).
 _UNSET: Any = object()
 
 
@@ -141,8 +141,13 @@ class RevCentHook(BaseHook):
         stall_timeout: float | None = _UNSET,
     ) -> None:
         super().__init__()
-        given = {name: value for name, value in locals().items() if name in REQUEST_OPTION_NAMES}
-        legacy = {name: value for name, value in given.items() if value is not _UNSET}
+        old_arguments: dict[str, Any] = {
+            "max_concurrency": max_concurrency, "max_requests_per_second": max_requests_per_second,
+            "connect_timeout": connect_timeout, "read_timeout": read_timeout, "request_timeout": request_timeout,
+            "stall_timeout": stall_timeout, "retry_max_attempts": retry_max_attempts,
+            "retry_max_seconds": retry_max_seconds, "retry_initial_backoff": retry_initial_backoff,
+        }
+        legacy = {name: value for name, value in old_arguments.items() if value is not _UNSET}
         if legacy:
             warnings.warn(
                 f"RevCentHook({', '.join(f'{name}=...' for name in legacy)}) is deprecated: pass "
