@@ -90,6 +90,7 @@ def _schema_rows(columns: Iterable[Any], prefix: str = "") -> list[str]:
 
 def render() -> str:
     from airflow_revcent import CONNECTION_FIELDS, CONNECTION_UI
+    from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
     from airflow_revcent.hooks import revcent as hook_module
     from airflow_revcent.schema import table_columns
     from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
@@ -104,8 +105,13 @@ def render() -> str:
     out += _params_table(CustomersToBigQueryOperator, CustomersToBigQueryOperator)
     out += ["", "## RevCentHook", "",
             "`airflow_revcent.hooks.revcent.RevCentHook` (connection type `revcent`, default connection "
-            "`revcent_default`). Arguments override the connection's extras.", ""]
-    out += _params_table(hook_module.RevCentHook, hook_module.RevCentHook)
+            "`revcent_default`). Its `options` override the connection's extras; the old keyword arguments "
+            "of the same names still work, with a deprecation warning.", ""]
+    out += _params_table(hook_module.RevCentHook, hook_module.RevCentHook, skip=REQUEST_OPTION_NAMES)
+    out += ["", "### RequestOptions", "",
+            "`airflow_revcent.api.options.RequestOptions`: a frozen dataclass validated where it is built; a "
+            "field left `None` falls back to the connection's extra of the same name, then to the default.", ""]
+    out += _params_table(RequestOptions, RequestOptions)
     out += ["", "## The `revcent` connection", "", "| field | label | meaning |", "|---|---|---|",
             f"| host | {CONNECTION_UI['relabeling']['host']} | empty for `{hook_module.DEFAULT_HOST}`; no scheme "
             "means https; `http://` only when written |",
@@ -123,7 +129,7 @@ def render() -> str:
         "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "see stall_timeout",
         "account_requests_per_second": "none (not shared)", "account_pool_slots": 1,
     }
-    hook_docs = _doc_params(hook_module.RevCentHook)
+    hook_docs = _doc_params(RequestOptions)
     for extra in hook_module.KNOWN_EXTRAS:
         meaning = hook_docs.get(extra) or ("sets both timeouts" if extra == "timeout" else
                                            CONNECTION_FIELDS.get(extra, {}).get("description", ""))

@@ -84,9 +84,10 @@ class RequestOptions:
     :param connect_timeout: seconds to establish a connection (default 10).
     :param read_timeout: seconds to wait for response data (default 60).
     :param request_timeout: seconds one attempt may take to its last byte, however slowly the server sends
-        (default 120).
+        (default 120; checked between reads, so at most request_timeout + read_timeout).
     :param stall_timeout: seconds a run may go without any page before it fails, naming the window and page
-        it waits on (default: the longest one request can take with its retries).
+        it waits on (default: the longest one request can legitimately take, retry_max_seconds +
+        request_timeout + read_timeout + connect_timeout + 60).
     :param retry_max_attempts: attempts per request (default 8).
     :param retry_max_seconds: seconds per request, retries included (default 600).
     :param retry_initial_backoff: the first wait between attempts is up to this many seconds, doubling per

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
+from airflow_revcent.api.responses import CUSTOMERS_ENDPOINT, MAX_PAGE_SIZE
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import (
     DEFAULT_STAGING_EXPIRATION,
@@ -42,7 +43,7 @@ from airflow_revcent.exceptions import (
     RevCentRequestError,
 )
 from airflow_revcent.filters import CustomerFilters
-from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
+from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
 from airflow_revcent.ndjson import (
     DEFAULT_MAX_FILE_BYTES,
@@ -106,7 +107,6 @@ def _deprecated(kwargs: dict[str, Any], names: Sequence[str], replacement: str) 
     return given
 
 
-CUSTOMERS_RESOURCE = "/v2/customers"
 #: Repaired values are logged one by one up to this many per run; the summary counts them all.
 _LOGGED_REPAIRS = 50
 
@@ -376,7 +376,7 @@ class CustomersToBigQueryOperator(BaseOperator):
     @cached_property
     def revcent_hook(self) -> RevCentHook:
         """The RevCent hook, created on first use (never in the constructor)."""
-        return RevCentHook(self.revcent_conn_id, **self.request_options.given())
+        return RevCentHook(self.revcent_conn_id, options=self.request_options)
 
     def execute(self, context: Context) -> dict[str, Any]:
         with failing_fast(PERMANENT_ERRORS, enabled=self._fail_fast):
@@ -659,5 +659,5 @@ class CustomersToBigQueryOperator(BaseOperator):
             facets={"schema": SchemaDatasetFacet(fields=fields(self._lineage["columns"]))},
             outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=self._lineage["rows"])},
         )
-        source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_RESOURCE)
+        source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_ENDPOINT)
         return OperatorLineage(inputs=[source], outputs=[output])

@@ -1,4 +1,4 @@
-"""Issue 5: assets, OpenLineage, the extra link, provider metadata."""
+"""Assets, OpenLineage, the extra link, provider metadata."""
 
 from __future__ import annotations
 
@@ -44,15 +44,13 @@ def test_the_resolved_table_is_reported_on_an_asset_alias_with_the_load(store, s
 
 def test_openlineage_reports_revcent_in_and_the_table_out_with_schema_and_rows(store, sandbox, connections,
                                                                               table_name):
-    from airflow_revcent.transfers import customers_to_bigquery as module
-
     server = sandbox(store)
     connections(server)
     operator = CustomersToBigQueryOperator(task_id="t", destination_table=table_name, **RANGE)
     summary = operator.execute({"run_id": "lineage"})  # type: ignore[arg-type]
     lineage = operator.get_openlineage_facets_on_complete(None)
     [source] = lineage.inputs
-    assert (source.namespace, source.name) == (server.url, module.CUSTOMERS_RESOURCE)
+    assert (source.namespace, source.name) == (server.url, "/v2/customers")
     [output] = lineage.outputs
     assert (output.namespace, output.name) == ("bigquery", f"demo.{table_name}")
     fields = {f.name: f for f in output.facets["schema"].fields}

@@ -1,4 +1,4 @@
-"""RevCentHook against real HTTP servers: concurrency budget, pacing, settings, headers (issue 3)."""
+"""RevCentHook against real HTTP servers: concurrency budget, pacing, settings, headers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from airflow_revcent.api.options import RequestOptions
 from airflow_revcent.exceptions import RevCentAuthError, RevCentConfigError
 from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.windows import Interval, Window, split_windows
@@ -53,7 +54,7 @@ def test_results_do_not_depend_on_arrival_order(store, sandbox, connections):
 def test_operator_arguments_win_over_connection_extras(store, sandbox, connections):
     server = sandbox(store, latency_ms=30)
     connections(server, max_concurrency=8, max_requests_per_second=0)
-    hook = RevCentHook(max_concurrency=2)
+    hook = RevCentHook(options=RequestOptions(max_concurrency=2))
     ids(hook, [Window(START, END)])
     assert hook.settings.max_concurrency == 2
     assert server.stats.peak_concurrency <= 2

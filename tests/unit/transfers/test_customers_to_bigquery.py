@@ -39,8 +39,10 @@ def test_construction_touches_no_connection(monkeypatch):
 
 def test_request_options_reach_the_hook():
     op = make(request_options=RequestOptions(max_concurrency=2, connect_timeout=3, stall_timeout=9))
-    given = {k: v for k, v in op.revcent_hook._overrides.items() if v is not None}
-    assert given == {"max_concurrency": 2, "connect_timeout": 3, "stall_timeout": 9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # our own code never uses the deprecated hook arguments
+        hook = op.revcent_hook
+    assert hook.options == RequestOptions(max_concurrency=2, connect_timeout=3, stall_timeout=9)
 
 
 def test_deprecated_separate_arguments_still_work_and_warn():

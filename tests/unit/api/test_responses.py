@@ -1,4 +1,4 @@
-"""The hook's pure parts: base URL rules, Retry-After, and what an answer is (error classification)."""
+"""What one answer of the API is (error classification), base URL rules and Retry-After."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from airflow_revcent.api.responses import base_url_from_host, parse_customers_response, parse_retry_after
 from airflow_revcent.exceptions import (
     RevCentAPIError,
     RevCentAuthError,
@@ -14,7 +15,6 @@ from airflow_revcent.exceptions import (
     RevCentRequestError,
     RevCentTransientError,
 )
-from airflow_revcent.hooks.revcent import base_url_from_host, parse_customers_response, parse_retry_after
 
 
 @pytest.mark.parametrize(
