@@ -35,7 +35,8 @@ class RetryWait:
     """
 
     def __init__(self, initial: float) -> None:
-        self._backoff = tenacity.wait_random_exponential(multiplier=initial / 2, max=MAX_BACKOFF_SECONDS)
+        # tenacity waits up to multiplier * 2 ** (attempt - 1): the first wait is bounded by `initial`.
+        self._backoff = tenacity.wait_random_exponential(multiplier=initial, max=MAX_BACKOFF_SECONDS)
 
     def __call__(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

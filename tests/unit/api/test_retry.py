@@ -113,3 +113,20 @@ def test_a_cancelled_read_starts_no_further_attempt():
         RetryPolicy(8, 60.0, 0.0).call(lambda: (calls.append(1), attempt())[1], what="page 1", cancelled=cancelled,
                                        sleep=lambda _s: None)
     assert calls == [1]
+
+
+def test_the_first_wait_reaches_up_to_the_initial_backoff_not_half_of_it():
+    import random
+
+    import tenacity
+
+    from airflow_revcent.api.retry import RetryWait
+
+    random.seed(3)
+    wait = RetryWait(1.0)
+    state = tenacity.RetryCallState(None, None, (), {})
+    state.attempt_number = 1
+    waits = [wait(state) for _ in range(400)]
+    assert max(waits) <= 1.0 and max(waits) > 0.9
+    state.attempt_number = 2
+    assert max(wait(state) for _ in range(400)) > 1.8
