@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import IO, Any
 
 from airflow_revcent import jsontext
+from airflow_revcent.columns import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
 from airflow_revcent.exceptions import RevCentDiskSpaceError
-from airflow_revcent.schema import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
 
 #: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
 #: memory, so a smaller file keeps the task's memory flat however many customers a run loads.

@@ -48,9 +48,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Literal
 
+from airflow_revcent.columns import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column, find_column
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
 from airflow_revcent.jsontext import decimal_text, dumps
-from airflow_revcent.schema import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column, find_column
 
 InvalidPolicy = Literal["fail", "keep"]
 INVALID_POLICIES: tuple[str, ...] = ("fail", "keep")

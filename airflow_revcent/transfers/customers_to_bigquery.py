@@ -28,6 +28,7 @@ from airflow_revcent.bigquery.destination import (
     job_prefix,
 )
 from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.columns import Column, customer_columns
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
 from airflow_revcent.filters import CustomerFilters
@@ -44,7 +45,6 @@ from airflow_revcent.ndjson import (
 )
 from airflow_revcent.paging import WindowStats
 from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy, PiiSettings, RecordConverter, apply_pii
-from airflow_revcent.schema import Column, customer_columns
 from airflow_revcent.windows import (
     DEFAULT_WINDOW,
     Interval,

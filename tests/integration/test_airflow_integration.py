@@ -7,8 +7,8 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_revcent import get_provider_info
+from airflow_revcent.columns import table_columns
 from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
-from airflow_revcent.schema import table_columns
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from revcent_sandbox import CustomerStore
 
