@@ -58,13 +58,12 @@ from airflow_revcent.bigquery.fields import (
     written_columns,
 )
 from airflow_revcent.bigquery.statements import (
-    STAGING_PREFIX,
-    TableRef,
     apply_script,
     change_counts_query,
     lock_init_statement,
     partition_steps,
 )
+from airflow_revcent.bigquery.tables import STAGING_PREFIX, TableRef
 from airflow_revcent.columns import (
     HISTORY_COLUMNS,
     METADATA_COLUMNS,

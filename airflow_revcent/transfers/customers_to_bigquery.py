@@ -27,7 +27,7 @@ from airflow_revcent.bigquery.destination import (
     job_labels,
     job_prefix,
 )
-from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.columns import Column, customer_columns
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError

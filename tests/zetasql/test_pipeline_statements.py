@@ -24,13 +24,13 @@ from airflow_revcent.bigquery.fields import (
     written_columns,
 )
 from airflow_revcent.bigquery.statements import (
-    TableRef,
     apply_script,
     change_counts_query,
     lock_init_statement,
     lock_statement,
     partition_steps,
 )
+from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.columns import HISTORY_COLUMNS, customer_columns, table_columns
 from airflow_revcent.drift import Promotion, add_columns
 from airflow_revcent.records import PiiSettings, apply_pii

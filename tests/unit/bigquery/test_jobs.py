@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_revcent.bigquery.destination import CustomersDestination, job_labels, job_prefix
-from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.links import job_console_url
 
