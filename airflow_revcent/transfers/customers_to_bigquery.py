@@ -27,13 +27,13 @@ from airflow_revcent.bigquery.destination import (
     job_labels,
     job_prefix,
 )
+from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
 from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.columns import Column, customer_columns
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import RevCentConfigError, RevCentCountMismatchError
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import MAX_PAGE_SIZE, RevCentHook
-from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
 from airflow_revcent.ndjson import (
     DEFAULT_MAX_FILE_BYTES,
     NdjsonWriter,
