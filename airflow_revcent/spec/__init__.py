@@ -2,7 +2,7 @@
 
 ``GetCustomers.openapi.json`` is the vendor's spec, verbatim. This module is the one place that
 knows where it lives: the column tree (:mod:`airflow_revcent.columns`) and the sandbox's contract
-tests read it through :func:`load_spec` or :data:`SPEC_FILE`, never by a path of their own.
+tests read it through :func:`load_spec`, never by a path of their own.
 """
 
 from __future__ import annotations
