@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.timefmt import unix_text
 
 #: The API refuses ranges longer than 90 days.
 API_MAX_RANGE = timedelta(days=90)
@@ -61,7 +62,7 @@ class Window:
         return self.start <= created_date_unix < self.end
 
     def __str__(self) -> str:
-        return f"[{_iso(self.start)}, {_iso(self.end)})"
+        return f"[{unix_text(self.start)}, {unix_text(self.end)})"
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,14 @@ class Interval:
 
     @property
     def start_iso(self) -> str:
-        return _iso(self.start)
+        return unix_text(self.start)
 
     @property
     def end_iso(self) -> str:
-        return _iso(self.end)
+        return unix_text(self.end)
 
     def __str__(self) -> str:
         return f"[{self.start_iso}, {self.end_iso})"
-
-
-def _iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_instant(value: Any, *, name: str) -> datetime:

@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.columns import PARTITION_COLUMN
 from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.timefmt import sql_timestamp_text
 
 #: Days of ``_created_at`` one statement may touch. BigQuery lets one job modify at most 4,000
 #: partitions; a DAY-partitioned table has one per day, and 3,650 leaves room below the limit.
@@ -58,14 +59,8 @@ class Step:
         """``alias._created_at`` within the step, with constant bounds BigQuery prunes on."""
         # The last representable instant has no successor: that step ends inclusively.
         below = "<=" if self.end == datetime.max.replace(tzinfo=UTC) else "<"
-        return (f"{alias}.`{PARTITION_COLUMN}` >= TIMESTAMP '{_ts(self.start)}' AND "
-                f"{alias}.`{PARTITION_COLUMN}` {below} TIMESTAMP '{_ts(self.end)}'")
-
-
-def _ts(value: datetime) -> str:
-    # Not strftime: its %Y writes year 1 as "1", which BigQuery does not read as a TIMESTAMP.
-    v = value.astimezone(UTC)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}+00"
+        return (f"{alias}.`{PARTITION_COLUMN}` >= TIMESTAMP '{sql_timestamp_text(self.start)}' AND "
+                f"{alias}.`{PARTITION_COLUMN}` {below} TIMESTAMP '{sql_timestamp_text(self.end)}'")
 
 
 def partition_steps(first: datetime, last: datetime, *, max_days: int = MAX_DAYS_PER_STATEMENT) -> list[Step]:
