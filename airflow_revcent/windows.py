@@ -5,6 +5,13 @@ RevCent's docs do not say whether ``date_start``/``date_end`` are inclusive, so 
 for one guard second on each side (``[start - 1, end]``) and the reader keeps only what the window
 contains: no reading of the API's bounds can then lose a boundary customer, and the client-side
 filter makes a customer created exactly at midnight land in exactly one daily run.
+
+Two types, two jobs. An :class:`Interval` is what a run covers, of any length: the run's interval
+(:func:`resolve_interval`) and the range it reads (:func:`with_lookback`); the summary, the
+``_interval_*`` columns and the load key report it. A :class:`Window` is what one request
+covers: made only by :func:`split_windows`, never longer than :data:`MAX_WINDOW`, it knows the
+bounds to send (guard seconds included) and which customers it keeps. The hook and the paging
+state take Windows only, so a run's interval cannot reach the API unsplit.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ _ZERO_WIDTH_HINT = (
 
 @dataclass(frozen=True, order=True)
 class Window:
-    """One request range: customers with ``start <= created_date_unix < end`` (unix seconds).
+    """One request range: customers with ``start <= created_date_unix < end`` (unix seconds), at most
+    :data:`MAX_WINDOW` long (made by :func:`split_windows`).
 
     :param start: first second the window contains.
     :param end: first second after the window.
@@ -67,7 +75,8 @@ class Window:
 
 @dataclass(frozen=True)
 class Interval:
-    """A half-open UTC interval ``[start, end)`` of whole unix seconds.
+    """A half-open UTC interval ``[start, end)`` of whole unix seconds, of any length: what a run covers
+    or reads, as reported; :func:`split_windows` turns it into the :class:`Window` s requested.
 
     :param start: first second covered.
     :param end: first second not covered.
