@@ -9,9 +9,10 @@ filter makes a customer created exactly at midnight land in exactly one daily ru
 Two types, two jobs. An :class:`Interval` is what a run covers, of any length: the run's interval
 (:func:`resolve_interval`) and the range it reads (:func:`with_lookback`); the summary, the
 ``_interval_*`` columns and the load key report it. A :class:`Window` is what one request
-covers: made only by :func:`split_windows`, never longer than :data:`MAX_WINDOW`, it knows the
-bounds to send (guard seconds included) and which customers it keeps. The hook and the paging
-state take Windows only, so a run's interval cannot reach the API unsplit.
+covers: the pipeline makes them with :func:`split_windows` only, so none is longer than
+:data:`MAX_WINDOW`; it knows the bounds to send (guard seconds included) and which customers it
+keeps. The hook and the paging state take Windows, not Intervals, so the type checker stops a run's
+interval from reaching the API unsplit.
 """
 
 from __future__ import annotations
