@@ -84,5 +84,8 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONNECTION_FIELDS,
             }
         ],
-        "extra-links": ["airflow_revcent.links.BigQueryTableLink", "airflow_revcent.links.BigQueryJobLink"],
+        "extra-links": [
+            "airflow_revcent.bigquery.links.BigQueryTableLink",
+            "airflow_revcent.bigquery.links.BigQueryJobLink",
+        ],
     }

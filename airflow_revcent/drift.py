@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow_revcent.schema import UNKNOWN_FIELDS_COLUMN, Column
+from airflow_revcent.columns import UNKNOWN_FIELDS_COLUMN, Column
 
 #: Marks a promoted column in the table, so later runs know it holds an API field (a column a user
 #: added by hand is never written by the pipeline).

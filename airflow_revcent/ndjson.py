@@ -25,8 +25,9 @@ from types import TracebackType
 from typing import IO, Any
 
 from airflow_revcent import jsontext
+from airflow_revcent.columns import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
 from airflow_revcent.exceptions import RevCentDiskSpaceError
-from airflow_revcent.schema import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
+from airflow_revcent.timefmt import timestamp_text, unix_text
 
 #: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
 #: memory, so a smaller file keeps the task's memory flat however many customers a run loads.
@@ -48,16 +49,6 @@ def canonical_json(row: dict[str, Any]) -> bytes:
     return jsontext.dumps(row)
 
 
-def timestamp_text(at: datetime) -> str:
-    """TIMESTAMP text of an aware datetime: ``2026-11-02T01:02:03.000000Z`` (4-digit year).
-
-    :param at: the instant.
-    """
-    utc = at.astimezone(UTC)
-    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
-            f"{utc.microsecond:06d}Z")
-
-
 def read_time_members(at: datetime) -> bytes:
     """The per-row members for a page received at ``at`` (spliced onto each of its rows).
 
@@ -65,11 +56,6 @@ def read_time_members(at: datetime) -> bytes:
     """
     text = timestamp_text(at)
     return "".join(f',"{name}":"{text}"' for name in _READ_TIME_MEMBERS).encode()
-
-
-def _ts(unix: int) -> str:
-    at = datetime.fromtimestamp(unix, tz=UTC)
-    return f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}Z"
 
 
 def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end: int, run_id: str | None) -> str:
@@ -81,8 +67,8 @@ def metadata_suffix(*, extracted_at: datetime, interval_start: int, interval_end
     :param run_id: the Airflow run id.
     """
     members = {
-        "_interval_start": _ts(interval_start),
-        "_interval_end": _ts(interval_end),
+        "_interval_start": unix_text(interval_start),
+        "_interval_end": unix_text(interval_end),
         "_run_id": run_id,
     }
     return read_time_members(extracted_at).decode() + "," + json.dumps(
@@ -206,7 +192,7 @@ class NdjsonWriter:
         self._digest = (self._digest + int(content_hash, 16)) % _MOD
         line = b"".join((
             text[:-1],
-            f',"_created_at":"{_ts(row["created_date_unix"])}","_content_hash":"{content_hash}"'.encode(),
+            f',"_created_at":"{unix_text(row["created_date_unix"])}","_content_hash":"{content_hash}"'.encode(),
             self._suffix if read_at is None or not self._read_len else read_at + self._suffix[self._read_len:],
         ))
         if self._handle is None or (self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes):

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from airflow_revcent.columns import Column, customer_columns, find_column
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.jsontext import decimal_text, dumps
-from airflow_revcent.schema import Column, customer_columns, find_column
 
 #: Fields the pipeline needs as they are: the key it de-duplicates on and the partition's source.
 _REQUIRED_FIELDS = frozenset({"id", "created_date_unix"})

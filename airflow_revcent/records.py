@@ -45,9 +45,10 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Literal
 
+from airflow_revcent.columns import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
 from airflow_revcent.pii import PiiSettings, apply_pii
-from airflow_revcent.schema import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column
+from airflow_revcent.timefmt import timestamp_text
 
 InvalidPolicy = Literal["fail", "keep"]
 INVALID_POLICIES: tuple[str, ...] = ("fail", "keep")
@@ -146,8 +147,7 @@ def _timestamp(value: str) -> str | None:
         raise _OutOfRange(_TIMESTAMP_RANGE) from None
     if utc.tzinfo is not UTC:  # pragma: no cover - astimezone(UTC) always gives UTC
         utc = utc.replace(tzinfo=UTC)
-    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
-            f"{utc.second:02d}.{utc.microsecond:06d}Z")
+    return timestamp_text(utc)
 
 
 class RecordConverter:

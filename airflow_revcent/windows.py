@@ -5,6 +5,14 @@ RevCent's docs do not say whether ``date_start``/``date_end`` are inclusive, so 
 for one guard second on each side (``[start - 1, end]``) and the reader keeps only what the window
 contains: no reading of the API's bounds can then lose a boundary customer, and the client-side
 filter makes a customer created exactly at midnight land in exactly one daily run.
+
+Two types, two jobs. An :class:`Interval` is what a run covers, of any length: the run's interval
+(:func:`resolve_interval`) and the range it reads (:func:`with_lookback`); the summary, the
+``_interval_*`` columns and the load key report it. A :class:`Window` is what one request
+covers: the pipeline makes them with :func:`split_windows` only, so none is longer than
+:data:`MAX_WINDOW`; it knows the bounds to send (guard seconds included) and which customers it
+keeps. The hook and the paging state take Windows, not Intervals, so the type checker stops a run's
+interval from reaching the API unsplit.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.timefmt import unix_text
 
 #: The API refuses ranges longer than 90 days.
 API_MAX_RANGE = timedelta(days=90)
@@ -37,7 +46,8 @@ _ZERO_WIDTH_HINT = (
 
 @dataclass(frozen=True, order=True)
 class Window:
-    """One request range: customers with ``start <= created_date_unix < end`` (unix seconds).
+    """One request range: customers with ``start <= created_date_unix < end`` (unix seconds), at most
+    :data:`MAX_WINDOW` long (made by :func:`split_windows`).
 
     :param start: first second the window contains.
     :param end: first second after the window.
@@ -61,12 +71,13 @@ class Window:
         return self.start <= created_date_unix < self.end
 
     def __str__(self) -> str:
-        return f"[{_iso(self.start)}, {_iso(self.end)})"
+        return f"[{unix_text(self.start)}, {unix_text(self.end)})"
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A half-open UTC interval ``[start, end)`` of whole unix seconds.
+    """A half-open UTC interval ``[start, end)`` of whole unix seconds, of any length: what a run covers
+    or reads, as reported; :func:`split_windows` turns it into the :class:`Window` s requested.
 
     :param start: first second covered.
     :param end: first second not covered.
@@ -77,18 +88,14 @@ class Interval:
 
     @property
     def start_iso(self) -> str:
-        return _iso(self.start)
+        return unix_text(self.start)
 
     @property
     def end_iso(self) -> str:
-        return _iso(self.end)
+        return unix_text(self.end)
 
     def __str__(self) -> str:
         return f"[{self.start_iso}, {self.end_iso})"
-
-
-def _iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_instant(value: Any, *, name: str) -> datetime:

@@ -48,7 +48,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 
-from airflow_revcent.bigquery.schema import (
+from airflow_revcent.bigquery.fields import (
     add_missing,
     diff_schema,
     from_schema_fields,
@@ -58,16 +58,13 @@ from airflow_revcent.bigquery.schema import (
     written_columns,
 )
 from airflow_revcent.bigquery.statements import (
-    STAGING_PREFIX,
-    TableRef,
     apply_script,
     change_counts_query,
     lock_init_statement,
     partition_steps,
 )
-from airflow_revcent.drift import Promotion, add_columns, with_promoted
-from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
-from airflow_revcent.schema import (
+from airflow_revcent.bigquery.tables import STAGING_PREFIX, TableRef
+from airflow_revcent.columns import (
     HISTORY_COLUMNS,
     METADATA_COLUMNS,
     PARTITION_COLUMN,
@@ -75,6 +72,8 @@ from airflow_revcent.schema import (
     find_column,
     table_columns,
 )
+from airflow_revcent.drift import Promotion, add_columns, with_promoted
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
 
 log = logging.getLogger(__name__)
 

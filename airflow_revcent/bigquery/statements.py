@@ -1,4 +1,4 @@
-"""Table names and the transaction that applies a staging table to the destination: pure strings.
+"""The transaction that applies a staging table to the destination: pure strings.
 
 Every write to a destination is one multi-statement transaction (:func:`apply_script`), so a run
 either changes the destination (and its history) completely or not at all. The rules it follows
@@ -32,87 +32,20 @@ created, so an id keeps its ``_created_at`` and therefore its partition.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from airflow_revcent.bigquery.tables import TableRef
+from airflow_revcent.columns import PARTITION_COLUMN
 from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.timefmt import sql_timestamp_text
 
-_PROJECT = r"(?:[a-z][a-z0-9.\-]*:)?[a-z][a-z0-9\-]*[a-z0-9]"
-_DATASET = r"[A-Za-z0-9_]{1,1024}"
-_TABLE = r"[\w\-]{1,1024}"
-_TABLE_RE = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})$")
-
-STAGING_PREFIX = "_revcent_staging_"
-LOCK_PREFIX = "_revcent_lock_"
-PARTITION_COLUMN = "_created_at"
 #: Days of ``_created_at`` one statement may touch. BigQuery lets one job modify at most 4,000
 #: partitions; a DAY-partitioned table has one per day, and 3,650 leaves room below the limit.
 MAX_DAYS_PER_STATEMENT = 3650
 #: A transaction may modify at most 100,000 partitions in total (BigQuery's documented limit).
 MAX_DAYS_PER_TRANSACTION = 95_000
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """A fully qualified BigQuery table."""
-
-    project: str
-    dataset: str
-    table: str
-
-    @classmethod
-    def split(cls, value: object, *, name: str = "destination_table") -> tuple[str | None, str, str]:
-        """Check ``[project.]dataset.table`` and return its parts (project ``None`` when absent).
-
-        :param value: the (rendered) argument.
-        :param name: the argument's name, for the error message.
-        """
-        text = value.strip().strip("`") if isinstance(value, str) else ""
-        match = _TABLE_RE.match(text)
-        if not match:
-            raise RevCentConfigError(
-                f"{name}={value!r} is not a BigQuery table name; write 'dataset.table' or "
-                "'project.dataset.table' (letters, digits and underscores; no backticks needed)."
-            )
-        return match["project"], match["dataset"], match["table"]
-
-    @classmethod
-    def parse(cls, value: object, *, default_project: str | None, name: str = "destination_table") -> TableRef:
-        """Parse ``[project.]dataset.table``.
-
-        :param value: the (rendered) argument.
-        :param default_project: used when the value names no project.
-        :param name: the argument's name, for the error message.
-        """
-        project, dataset, table = cls.split(value, name=name)
-        project = project or default_project
-        if not project:
-            raise RevCentConfigError(
-                f"{name}={value!r} names no project and the Google Cloud connection has none; "
-                "write 'project.dataset.table' or set the connection's 'project' extra."
-            )
-        return cls(project, dataset, table)
-
-    @property
-    def dataset_id(self) -> str:
-        return f"{self.project}.{self.dataset}"
-
-    def __str__(self) -> str:
-        return f"{self.project}.{self.dataset}.{self.table}"
-
-    def sql(self) -> str:
-        return f"`{self.project}.{self.dataset}.{self.table}`"
-
-    def staging(self, key: str) -> TableRef:
-        """The staging table of one load (same dataset, so same location and permissions)."""
-        return TableRef(self.project, self.dataset, f"{STAGING_PREFIX}{self.table}_{key}"[:1024])
-
-
-    def lock(self) -> TableRef:
-        """The one-row table whose update serializes the destination's writers."""
-        return TableRef(self.project, self.dataset, f"{LOCK_PREFIX}{self.table}"[:1024])
 
 
 @dataclass(frozen=True)
@@ -126,14 +59,8 @@ class Step:
         """``alias._created_at`` within the step, with constant bounds BigQuery prunes on."""
         # The last representable instant has no successor: that step ends inclusively.
         below = "<=" if self.end == datetime.max.replace(tzinfo=UTC) else "<"
-        return (f"{alias}.`{PARTITION_COLUMN}` >= TIMESTAMP '{_ts(self.start)}' AND "
-                f"{alias}.`{PARTITION_COLUMN}` {below} TIMESTAMP '{_ts(self.end)}'")
-
-
-def _ts(value: datetime) -> str:
-    # Not strftime: its %Y writes year 1 as "1", which BigQuery does not read as a TIMESTAMP.
-    v = value.astimezone(UTC)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}+00"
+        return (f"{alias}.`{PARTITION_COLUMN}` >= TIMESTAMP '{sql_timestamp_text(self.start)}' AND "
+                f"{alias}.`{PARTITION_COLUMN}` {below} TIMESTAMP '{sql_timestamp_text(self.end)}'")
 
 
 def partition_steps(first: datetime, last: datetime, *, max_days: int = MAX_DAYS_PER_STATEMENT) -> list[Step]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import BaseOperator
 
 from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
 from airflow_revcent.api.responses import CUSTOMERS_ENDPOINT, MAX_PAGE_SIZE
@@ -32,7 +32,9 @@ from airflow_revcent.bigquery.destination import (
     job_prefix,
     validate_labels,
 )
-from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
+from airflow_revcent.bigquery.tables import TableRef
+from airflow_revcent.columns import Column, customer_columns
 from airflow_revcent.compat import failing_fast, has_retry_policies
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import (
@@ -44,7 +46,7 @@ from airflow_revcent.exceptions import (
 )
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.hooks.revcent import RevCentHook
-from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
+from airflow_revcent.lineage import no_lineage, openlineage_facets, report_asset, static_asset
 from airflow_revcent.ndjson import (
     DEFAULT_MAX_FILE_BYTES,
     NdjsonWriter,
@@ -57,7 +59,6 @@ from airflow_revcent.ndjson import (
 from airflow_revcent.paging import WindowStats
 from airflow_revcent.pii import PiiSettings, apply_pii, check_paths
 from airflow_revcent.records import InvalidPolicy, RecordConverter
-from airflow_revcent.schema import Column, customer_columns
 from airflow_revcent.windows import (
     DEFAULT_WINDOW,
     Interval,
@@ -132,22 +133,6 @@ class Extraction:
     @property
     def mismatches(self) -> list[str]:
         return [self.mismatch_by_window[i] for i in sorted(self.mismatch_by_window)]
-
-
-def asset_uri(table: TableRef) -> str:
-    """The asset URI Airflow uses for a BigQuery table: ``bigquery://project/dataset/table``."""
-    return f"bigquery://{table.project}/{table.dataset}/{table.table}"
-
-
-def static_asset(destination_table: Any) -> Asset | None:
-    """The destination as an Asset when it is known at parse time (fully qualified, no template)."""
-    if not isinstance(destination_table, str) or "{" in destination_table:
-        return None
-    try:
-        project, dataset, table = TableRef.split(destination_table)
-    except RevCentConfigError:
-        return None
-    return Asset(asset_uri(TableRef(project, dataset, table))) if project else None
 
 
 def _project_id(project_id: Any) -> str | None:
@@ -622,42 +607,10 @@ class CustomersToBigQueryOperator(BaseOperator):
     # -- Airflow integration --------------------------------------------------------------------
     def _report_asset(self, context: Context, table: TableRef, summary: dict[str, Any]) -> None:
         """Attach the destination's asset to every AssetAlias outlet, with what this run wrote."""
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        asset = Asset(asset_uri(table))
-        extra = {k: summary[k] for k in ("interval_start", "interval_end", "records_loaded", "rows_inserted",
-                                         "rows_updated")}
-        for outlet in self.outlets:
-            if isinstance(outlet, AssetAlias):
-                events[outlet].add(asset, extra=extra)
-            elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
-                events[outlet].extra.update(extra)
+        report_asset(context.get("outlet_events"), self.outlets, table, summary)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: RevCent's customers endpoint in, the BigQuery table (schema, rows) out."""
-        from airflow.providers.common.compat.openlineage.facet import (
-            Dataset,
-            OutputDataset,
-            OutputStatisticsOutputDatasetFacet,
-            SchemaDatasetFacet,
-            SchemaDatasetFacetFields,
-        )
-        from airflow.providers.openlineage.extractors import OperatorLineage
-
         if not self._lineage:
-            return OperatorLineage()
-        table: TableRef = self._lineage["table"]
-
-        def fields(columns: Sequence[Any]) -> list[Any]:
-            return [SchemaDatasetFacetFields(name=c.name, type=c.type if c.mode != "REPEATED" else f"ARRAY<{c.type}>",
-                                             description=c.description or None, fields=fields(c.fields))
-                    for c in columns]
-
-        output = OutputDataset(
-            namespace="bigquery", name=f"{table.project}.{table.dataset}.{table.table}",
-            facets={"schema": SchemaDatasetFacet(fields=fields(self._lineage["columns"]))},
-            outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=self._lineage["rows"])},
-        )
-        source = Dataset(namespace=self._lineage["base_url"], name=CUSTOMERS_ENDPOINT)
-        return OperatorLineage(inputs=[source], outputs=[output])
+            return no_lineage()
+        return openlineage_facets(resource=CUSTOMERS_ENDPOINT, **self._lineage)

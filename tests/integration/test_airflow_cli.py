@@ -49,8 +49,8 @@ def test_provider_is_registered_with_its_connection_type():
     behaviours = json_output(airflow("providers", "behaviours", "-o", "json"))
     assert {"field_behaviours": "revcent"} in behaviours
     links = json_output(airflow("providers", "links", "-o", "json"))
-    assert {"extra_link_class_name": "airflow_revcent.links.BigQueryTableLink"} in links, links
-    assert {"extra_link_class_name": "airflow_revcent.links.BigQueryJobLink"} in links, links
+    assert {"extra_link_class_name": "airflow_revcent.bigquery.links.BigQueryTableLink"} in links, links
+    assert {"extra_link_class_name": "airflow_revcent.bigquery.links.BigQueryJobLink"} in links, links
 
 
 def test_connection_form_labels_the_api_key_and_hides_unused_fields():

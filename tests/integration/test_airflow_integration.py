@@ -7,8 +7,8 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_revcent import get_provider_info
-from airflow_revcent.links import BigQueryJobLink, BigQueryTableLink
-from airflow_revcent.schema import table_columns
+from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
+from airflow_revcent.columns import table_columns
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from revcent_sandbox import CustomerStore
 
@@ -84,7 +84,8 @@ def test_provider_info_is_complete():
     assert info["operators"][0]["python-modules"] == ["airflow_revcent.transfers.customers_to_bigquery"]
     assert info["hooks"][0]["python-modules"] == ["airflow_revcent.hooks.revcent"]
     assert info["connection-types"][0]["connection-type"] == "revcent"
-    assert info["extra-links"] == ["airflow_revcent.links.BigQueryTableLink", "airflow_revcent.links.BigQueryJobLink"]
+    assert info["extra-links"] == ["airflow_revcent.bigquery.links.BigQueryTableLink",
+                                  "airflow_revcent.bigquery.links.BigQueryJobLink"]
     from airflow.sdk.module_loading import import_string
 
     for path in (info["connection-types"][0]["hook-class-name"], *info["extra-links"]):

@@ -17,11 +17,11 @@ import pytest
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
-from airflow_revcent.bigquery.schema import to_schema_fields
+from airflow_revcent.bigquery.fields import to_schema_fields
 from airflow_revcent.bigquery.statements import MAX_DAYS_PER_STATEMENT
+from airflow_revcent.columns import table_columns
 from airflow_revcent.exceptions import RevCentBigQueryError
 from airflow_revcent.pii import PiiSettings
-from airflow_revcent.schema import table_columns
 from revcent_sandbox import CustomerStore
 
 from . import bqproxy

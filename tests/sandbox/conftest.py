@@ -6,14 +6,14 @@ under any pytest import mode and beside any other conftest.py.
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from airflow_revcent.spec import load_spec
 from revcent_sandbox import CustomerStore, SandboxServer
 from tests.conftest import running_sandboxes
 
@@ -21,8 +21,6 @@ DAY = 86_400
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 END = START + 120 * DAY
 API_KEY = "test-key-not-a-secret"
-# The spec the provider ships is the one the sandbox is checked against.
-SPEC_PATH = Path(__file__).resolve().parents[2] / "airflow_revcent" / "schemas" / "GetCustomers.openapi.json"
 
 ServerFactory = Callable[..., SandboxServer]
 CallCustomers = Callable[..., requests.Response]
@@ -30,9 +28,9 @@ CallCustomers = Callable[..., requests.Response]
 
 @pytest.fixture(scope="session")
 def spec() -> dict[str, Any]:
-    """The vendor's OpenAPI operation (a verbatim copy kept beside the tests)."""
-    data: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-    return data
+    """The vendor's OpenAPI operation: the one the provider ships, so the sandbox is checked against it
+    (a copy, so no test can change the provider's)."""
+    return copy.deepcopy(load_spec())
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from airflow_revcent.columns import Column, customer_columns, find_column
 from airflow_revcent.drift import (
     PROMOTED_DESCRIPTION,
     Promotion,
@@ -10,7 +11,6 @@ from airflow_revcent.drift import (
     with_promoted,
 )
 from airflow_revcent.records import RecordConverter, value_kind
-from airflow_revcent.schema import Column, customer_columns, find_column
 
 
 def test_value_kinds_and_unambiguous_types():

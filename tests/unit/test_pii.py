@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from airflow_revcent.columns import customer_columns, find_column
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.pii import PiiSettings, apply_pii, check_paths
-from airflow_revcent.schema import customer_columns, find_column
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 from google.cloud.bigquery import SchemaField
 
 from airflow_revcent.bigquery.destination import LOCK_SCHEMA
-from airflow_revcent.bigquery.schema import (
+from airflow_revcent.bigquery.fields import (
     add_missing,
     same_shape,
     staging_schema,
@@ -24,16 +24,16 @@ from airflow_revcent.bigquery.schema import (
     written_columns,
 )
 from airflow_revcent.bigquery.statements import (
-    TableRef,
     apply_script,
     change_counts_query,
     lock_init_statement,
     lock_statement,
     partition_steps,
 )
+from airflow_revcent.bigquery.tables import TableRef
+from airflow_revcent.columns import HISTORY_COLUMNS, customer_columns, table_columns
 from airflow_revcent.drift import Promotion, add_columns
 from airflow_revcent.records import PiiSettings, apply_pii
-from airflow_revcent.schema import HISTORY_COLUMNS, customer_columns, table_columns
 
 from . import Checker
 

@@ -7,9 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_revcent.bigquery.destination import CustomersDestination, job_labels, job_prefix
-from airflow_revcent.bigquery.statements import TableRef
+from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.links import job_console_url
 
 
 def test_dag_and_task_labels_follow_bigquerys_label_rules():
@@ -48,8 +47,3 @@ def test_cancel_stops_the_running_job_and_leaves_a_finished_one():
     destination.current_job = SimpleNamespace(job_id="revcent_apply_y", state="RUNNING")
     destination.cancel()
     assert client.cancelled == ["revcent_apply_y"]
-
-
-def test_the_job_link_opens_the_job_in_the_console():
-    url = job_console_url("my-proj", "EU", "revcent_apply_a")
-    assert url.endswith("?project=my-proj&j=bq:EU:revcent_apply_a&page=queryresults")

@@ -7,45 +7,13 @@ import pytest
 
 from airflow_revcent.bigquery.statements import (
     MAX_DAYS_PER_STATEMENT,
-    TableRef,
     apply_script,
     change_counts_query,
     lock_statement,
     partition_steps,
 )
+from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.exceptions import RevCentConfigError
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("revcent.customers", TableRef("billing-proj", "revcent", "customers")),
-        ("my-proj.revcent.customers", TableRef("my-proj", "revcent", "customers")),
-        ("`my-proj.revcent.customers`", TableRef("my-proj", "revcent", "customers")),
-        ("example.com:proj.ds.t_1", TableRef("example.com:proj", "ds", "t_1")),
-    ],
-)
-def test_table_names(text, expected):
-    assert TableRef.parse(text, default_project="billing-proj") == expected
-
-
-@pytest.mark.parametrize(
-    "text", ["customers", "a.b.c.d", "ds.", ".t", "My_Proj.ds.t", "ds.t;drop", "", None, "ds.t t2"]
-)
-def test_malformed_table_names_are_refused(text):
-    with pytest.raises(RevCentConfigError, match="not a BigQuery table name"):
-        TableRef.parse(text, default_project="p")
-
-
-def test_a_table_without_project_needs_a_default():
-    with pytest.raises(RevCentConfigError, match="names no project"):
-        TableRef.parse("ds.t", default_project=None)
-
-
-def test_staging_table_lives_beside_the_destination():
-    staging = TableRef("p", "ds", "customers").staging("abc123")
-    assert staging == TableRef("p", "ds", "_revcent_staging_customers_abc123")
-
 
 COLUMNS = ["id", "email", "_content_hash", "_first_seen_at", "_last_changed_at", "_extracted_at", "_created_at"]
 DEST, STAGE, HIST = TableRef("p", "ds", "t"), TableRef("p", "ds", "s"), TableRef("p", "ds", "h")

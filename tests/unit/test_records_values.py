@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 
 from airflow_revcent import jsontext
+from airflow_revcent.columns import customer_columns
 from airflow_revcent.drift import column_type
 from airflow_revcent.exceptions import RevCentDataError
 from airflow_revcent.ndjson import canonical_json
 from airflow_revcent.records import RecordConverter, value_kind
-from airflow_revcent.schema import customer_columns
 
 ID = "A" * 20
 

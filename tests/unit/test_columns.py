@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from airflow_revcent.schema import METADATA_COLUMNS, customer_columns, find_column, load_spec, table_columns
+from airflow_revcent.columns import METADATA_COLUMNS, customer_columns, find_column, table_columns
+from airflow_revcent.spec import load_spec
 
 
 def _spec_customer_properties() -> set[str]:

@@ -1,9 +1,9 @@
 """The table's columns, derived from RevCent's OpenAPI spec so they cannot drift from it.
 
-The spec ships with the package (``schemas/GetCustomers.openapi.json``). This module turns its
-customer object into a neutral tree of :class:`Column` (no BigQuery import, so the per-record
-code and its tests stay light); :mod:`airflow_revcent.bigquery.schema` maps the tree to
-``SchemaField`` objects.
+The spec ships with the package (:mod:`airflow_revcent.spec`). This module turns its customer
+object into a neutral tree of :class:`Column` (no BigQuery import, so the per-record code and its
+tests stay light); :mod:`airflow_revcent.bigquery.fields` maps the tree to ``SchemaField``
+objects.
 
 Type mapping: ``string`` -> STRING, ``string/date-time`` -> TIMESTAMP, ``integer`` -> INTEGER
 (``*_unix`` fields keep their integer values), ``number`` -> NUMERIC (every number in the spec is
@@ -13,16 +13,13 @@ a money amount or an average of one, and NUMERIC keeps sums exact), ``boolean`` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from airflow_revcent.exceptions import RevCentConfigError
-
-SPEC_RESOURCE = "GetCustomers.openapi.json"
+from airflow_revcent.spec import load_spec
 
 #: Columns the pipeline adds. They start with ``_`` so they never collide with an API field.
 PARTITION_COLUMN = "_created_at"
@@ -73,14 +70,6 @@ HISTORY_COLUMNS: tuple[Column, ...] = (
     Column("_valid_to", "TIMESTAMP", "NULLABLE", "When a newer version replaced it; NULL while current."),
     Column("_is_current", "BOOLEAN", "REQUIRED", "Whether this is the customer's current version."),
 )
-
-
-@cache
-def load_spec() -> dict[str, Any]:
-    """The packaged OpenAPI operation for ``GET /v2/customers``."""
-    text = resources.files("airflow_revcent.schemas").joinpath(SPEC_RESOURCE).read_text(encoding="utf-8")
-    spec: dict[str, Any] = json.loads(text)
-    return spec
 
 
 def _merged_properties(node: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""The operator's extra links: the destination table and the applying job in the BigQuery console."""
+"""The operator's extra links: the destination table and the applying job in the BigQuery console.
+
+Airflow 3 serializes an operator's links as ``{name: xcom_key}`` and the key is ``_link_<class name>``;
+no serialized DAG holds this module's path (only the provider info does). Renaming a class would
+orphan the links of past runs; moving the module does not.
+"""
 
 from __future__ import annotations
 

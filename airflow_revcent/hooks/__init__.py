@@ -1,0 +1,1 @@
+"""Airflow hooks: :class:`~airflow_revcent.hooks.revcent.RevCentHook`, the RevCent connection."""
