@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +25,14 @@ from tests.conftest import running_sandboxes
 from tests.integration.bqproxy import BigQueryProxy
 
 API_KEY = "rc-test-key-7f3a9c1e5b"
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory needs the servers: mark it ``integration`` (``./dev unit`` skips them)."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 _tables = itertools.count()
 
 

@@ -16,6 +16,8 @@ import requests
 
 from revcent_sandbox import CustomerStore, SandboxServer
 
+pytestmark = pytest.mark.integration  # every test here starts a sandbox server
+
 DAY = 86_400
 ID20 = re.compile(r"[0-9A-Za-z]{20}")
 
