@@ -19,7 +19,7 @@ from airflow.sdk import DAG, AssetAlias, Param, task
 try:
     from airflow.sdk import CronTriggerTimetable
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
-    from airflow.timetables.trigger import CronTriggerTimetable
+    from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[assignment]  # 3.1: its own class
 
 from airflow_revcent import API_POOL
 from airflow_revcent.compat import exponential_backoff

@@ -80,19 +80,7 @@ def find_python313(*, install: bool = True) -> str:
         if _is_python313(explicit):
             return explicit
         raise LocalBigQueryError(f"{PYTHON_ENV}={explicit} is not a Python 3.13 interpreter (or does not run).")
-    candidates: list[str] = []
-    on_path = shutil.which("python3.13")
-    if on_path:
-        candidates.append(on_path)
-    pyenv = shutil.which("pyenv")
-    roots = []
-    if pyenv:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            roots.append(subprocess.run([pyenv, "root"], capture_output=True, text=True, check=True).stdout.strip())
-    roots.append(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
-    for root in roots:
-        candidates += sorted(glob.glob(os.path.join(root, "versions", "3.13*", "bin", "python3.13")), reverse=True)
-    for candidate in candidates:
+    for candidate in _path_and_pyenv_candidates():
         if _is_python313(candidate):
             return candidate
     uv = _uv()
@@ -121,6 +109,22 @@ def find_python313(*, install: bool = True) -> str:
         )
     _say(f"Installed Python 3.13 with uv: {found}")
     return found
+
+
+def _path_and_pyenv_candidates() -> list[str]:
+    candidates: list[str] = []
+    on_path = shutil.which("python3.13")
+    if on_path:
+        candidates.append(on_path)
+    pyenv = shutil.which("pyenv")
+    roots = []
+    if pyenv:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            roots.append(subprocess.run([pyenv, "root"], capture_output=True, text=True, check=True).stdout.strip())
+    roots.append(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
+    for root in roots:
+        candidates += sorted(glob.glob(os.path.join(root, "versions", "3.13*", "bin", "python3.13")), reverse=True)
+    return candidates
 
 
 def _uv_find(uv: str) -> str | None:

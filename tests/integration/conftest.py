@@ -36,8 +36,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 _tables = itertools.count()
 
 
-def unix(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp())
+def unix(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp())
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ class Walk:
         self.nonempty_arrays: set[str] = set()
         self.numbers: dict[str, list[int | Decimal]] = {}
 
-    def check(self, value: Any, schema: dict[str, Any], path: str = "") -> None:
+    def check(self, value: Any, schema: dict[str, Any], path: str = "") -> None:  # noqa: C901, PLR0912 - one branch per JSON Schema keyword
         schema = _merged(schema)
         kind = _kind(schema)
         if kind == "object":

@@ -25,7 +25,7 @@ def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     monkeypatch.delenv(localbq.PYTHON_ENV, raising=False)
-    monkeypatch.setattr(localbq.sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
+    monkeypatch.setattr("sys.executable", str(tmp_path / "venv" / "bin" / "python"))
     return bin_dir
 
 

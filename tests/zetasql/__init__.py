@@ -479,7 +479,7 @@ def checker() -> Checker:
     with _checker_lock:
         if not hasattr(checker, "instance"):
             checker.instance = Checker()  # type: ignore[attr-defined]
-        return checker.instance  # type: ignore[attr-defined,no-any-return]
+        return checker.instance  # type: ignore[attr-defined]
 
 
 def analyze(sql: str, tables: Mapping[str, Sequence[SchemaField]]) -> list[Finding]:
