@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -131,14 +130,6 @@ def static_api(monkeypatch: pytest.MonkeyPatch, bigquery_server: localbq.LocalBi
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", bigquery_server.connection_uri_json())
     yield handler
     server.shutdown()
-
-
-@pytest.fixture
-def env_snapshot() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Issue 5: assets, OpenLineage, the extra link, provider metadata."""
+"""Assets, OpenLineage, the extra link, provider metadata."""
 
 from __future__ import annotations
 

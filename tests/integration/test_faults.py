@@ -1,4 +1,4 @@
-"""Issue 4: a hostile API. Each fault alone and mixed; the table must equal the sandbox's truth.
+"""A hostile API. Each fault alone and mixed; the table must equal the sandbox's truth.
 
 Every test here also checks that the API key appears in no captured output, no exception and no
 XCom summary (the `no_key_in_output` fixture).

@@ -1,4 +1,4 @@
-"""RevCentHook against real HTTP servers: concurrency budget, pacing, settings, headers (issue 3)."""
+"""RevCentHook against real HTTP servers: concurrency budget, pacing, settings, headers."""
 
 from __future__ import annotations
 
