@@ -48,10 +48,10 @@ with DAG(
     def plan_chunks(**context: object) -> list[dict[str, str]]:
         """Half-open chunks from ``since`` to the start of today (UTC), oldest first."""
         params = context["params"]
-        since = parse_instant(params["since"], name="since")  # type: ignore[index]
+        since = parse_instant(params["since"], name="since")  # type: ignore[index]  # context values are typed object; params is a mapping
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         chunks = split_windows(Interval(int(since.timestamp()), int(today.timestamp())),
-                               timedelta(days=int(params["chunk_days"])))  # type: ignore[index]
+                               timedelta(days=int(params["chunk_days"])))  # type: ignore[index]  # context values are typed object; params is a mapping
         return [{"date_start": datetime.fromtimestamp(w.start, UTC).isoformat(),
                  "date_end": datetime.fromtimestamp(w.end, UTC).isoformat()} for w in chunks]
 

@@ -243,7 +243,7 @@ def start(*, data_dir: Path | None = None, project: str = DEFAULT_PROJECT, port:
 
 @contextlib.contextmanager
 def running(**kwargs: object) -> Iterator[LocalBigQuery]:
-    server = start(**kwargs)  # type: ignore[arg-type]
+    server = start(**kwargs)  # type: ignore[arg-type]  # start()'s keyword arguments, passed through
     try:
         yield server
     finally:

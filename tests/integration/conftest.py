@@ -97,7 +97,7 @@ def run_operator(run_id: str = "manual__test", **kwargs: Any) -> dict[str, Any]:
     context = kwargs.pop("context", {})
     operator = CustomersToBigQueryOperator(**kwargs)
     ctx = {"run_id": run_id, "ti": SimpleNamespace(dag_id="it", task_id=operator.task_id, map_index=-1), **context}
-    return operator.execute(ctx)  # type: ignore[arg-type]
+    return operator.execute(ctx)  # type: ignore[arg-type]  # a plain dict stands in for Airflow's Context
 
 
 class StaticPage(BaseHTTPRequestHandler):

@@ -68,16 +68,16 @@ def test_extra_link_points_at_the_resolved_table_in_the_console(store, sandbox, 
     connections(sandbox(store))
     operator = CustomersToBigQueryOperator(task_id="t", destination_table=table_name, **RANGE)
     link = BigQueryTableLink()
-    assert link.get_link(operator, ti_key=None) == ""  # type: ignore[arg-type]
+    assert link.get_link(operator, ti_key=None) == ""  # type: ignore[arg-type]  # the link reads the operator, not the key
     operator.execute({"run_id": "link"})
     dataset, table = table_name.split(".")
-    assert link.get_link(operator, ti_key=None) == (  # type: ignore[arg-type]
+    assert link.get_link(operator, ti_key=None) == (  # type: ignore[arg-type]  # the link reads the operator, not the key
         f"https://console.cloud.google.com/bigquery?project=demo&ws=!1m5!1m4!4m3!1sdemo!2s{dataset}!3s{table}")
     assert operator.operator_extra_links[0].name == "BigQuery table"
     job = BigQueryJobLink()
-    project, location, job_id = operator.last_job  # type: ignore[misc]
+    project, location, job_id = operator.last_job  # type: ignore[misc]  # set by execute() above
     assert job_id.startswith("revcent_apply_") and location == "US"
-    assert job.get_link(operator, ti_key=None).endswith(  # type: ignore[arg-type]
+    assert job.get_link(operator, ti_key=None).endswith(  # type: ignore[arg-type]  # the link reads the operator, not the key
         f"?project={project}&j=bq:US:{job_id}&page=queryresults")
 
 

@@ -99,6 +99,6 @@ def test_on_kill_stops_the_read_and_cancels_the_running_job():
     operator = CustomersToBigQueryOperator(task_id="t", destination_table="ds.t")
     calls: list[str] = []
     operator.__dict__["revcent_hook"] = SimpleNamespace(cancel=lambda: calls.append("read"))
-    operator._active_destination = SimpleNamespace(cancel=lambda: calls.append("job"))  # type: ignore[assignment]
+    operator._active_destination = SimpleNamespace(cancel=lambda: calls.append("job"))  # type: ignore[assignment]  # a fake destination that only cancels
     operator.on_kill()
     assert calls == ["read", "job"]

@@ -127,7 +127,7 @@ def test_bad_pii_settings(pii, message):
 
 def test_bad_policy_is_refused():
     with pytest.raises(RevCentConfigError, match="on_invalid_record"):
-        RecordConverter(customer_columns(), on_invalid_record="ignore")  # type: ignore[arg-type]
+        RecordConverter(customer_columns(), on_invalid_record="ignore")  # type: ignore[arg-type]  # an invalid value on purpose
 
 
 def test_pii_never_leaks_through_a_type_conflict():
