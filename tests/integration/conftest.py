@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this directory needs the servers: mark it ``integration`` (``./dev unit`` skips them)."""
+    """Every test in this directory needs servers: mark it ``integration`` (``./dev unit`` leaves them out)."""
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.integration)
