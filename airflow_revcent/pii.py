@@ -52,8 +52,9 @@ class PiiSettings:
     :param hash_key: the key itself, once read (:meth:`with_key`); never shown in a repr.
     """
 
-    exclude_fields: tuple[str, ...] = ()
-    hash_fields: tuple[str, ...] = ()
+    # Sequence in, tuple kept (__post_init__): DAG authors write lists.
+    exclude_fields: Sequence[str] = ()
+    hash_fields: Sequence[str] = ()
     hash_key_conn_id: str | None = None
     hash_key: bytes | None = field(default=None, repr=False, compare=False)
 

@@ -32,7 +32,7 @@ def main() -> None:
     operator = CustomersToBigQueryOperator(task_id="bench", destination_table=config["table"],
                                            date_start=config["date_start"], date_end=config["date_end"])
     started = time.monotonic()
-    summary = operator.execute({"run_id": f"bench__{config['table']}"})  # type: ignore[arg-type]
+    summary = operator.execute({"run_id": f"bench__{config['table']}"})  # type: ignore[arg-type]  # a plain dict stands in for Airflow's Context
     summary["wall_seconds"] = time.monotonic() - started
     summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(summary), flush=True)

@@ -25,7 +25,7 @@ with DAG(
         """Log which table changed and what the load said (from the asset event's extra)."""
         events = context.get("triggering_asset_events") or {}
         loads = [{"asset": getattr(asset, "uri", str(asset)), **dict(event.extra)}
-                 for asset, asset_events in events.items() for event in asset_events]  # type: ignore[attr-defined]
+                 for asset, asset_events in events.items() for event in asset_events]  # type: ignore[attr-defined]  # asset events carry extra; the context types them loosely
         for load in loads:
             print(f"{load['asset']}: {load.get('records_loaded')} customers for "
                   f"[{load.get('interval_start')}, {load.get('interval_end')})")

@@ -19,7 +19,7 @@ from airflow.sdk import DAG, AssetAlias, Param, task
 try:
     from airflow.sdk import CronTriggerTimetable
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
-    from airflow.timetables.trigger import CronTriggerTimetable
+    from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[assignment]  # 3.1: its own class
 
 from airflow_revcent import API_POOL
 from airflow_revcent.compat import exponential_backoff
@@ -48,10 +48,10 @@ with DAG(
     def plan_chunks(**context: object) -> list[dict[str, str]]:
         """Half-open chunks from ``since`` to the start of today (UTC), oldest first."""
         params = context["params"]
-        since = parse_instant(params["since"], name="since")  # type: ignore[index]
+        since = parse_instant(params["since"], name="since")  # type: ignore[index]  # context values are typed object; params is a mapping
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         chunks = split_windows(Interval(int(since.timestamp()), int(today.timestamp())),
-                               timedelta(days=int(params["chunk_days"])))  # type: ignore[index]
+                               timedelta(days=int(params["chunk_days"])))  # type: ignore[index]  # context values are typed object; params is a mapping
         return [{"date_start": datetime.fromtimestamp(w.start, UTC).isoformat(),
                  "date_end": datetime.fromtimestamp(w.end, UTC).isoformat()} for w in chunks]
 

@@ -26,7 +26,7 @@ from airflow.sdk import DAG, AssetAlias, Param
 try:
     from airflow.sdk import CronDataIntervalTimetable
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
-    from airflow.timetables.interval import CronDataIntervalTimetable
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]  # 3.1: its own class
 
 from airflow_revcent import API_POOL
 from airflow_revcent.compat import exponential_backoff

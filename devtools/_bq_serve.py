@@ -14,7 +14,7 @@ for path in glob.glob(os.path.join(site, "duckdb_extension_*", "extensions", "*"
     # Without network DuckDB cannot download these; install them from the wheels' files.
     duckdb.connect().execute(f"INSTALL '{path}'")
 
-from local_bigquery.cli import main  # noqa: E402
+from local_bigquery.cli import main  # noqa: E402 - only after the extensions are registered
 
 port, grpc_port, data_dir, project = sys.argv[1:5]
 host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"

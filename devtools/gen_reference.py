@@ -67,7 +67,7 @@ def _default(value: Any) -> str:
 
 
 def _params_table(cls: type, docs_from: Any, skip: Iterable[str] = ()) -> list[str]:
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(cls)
     docs = _doc_params(docs_from)
     templated = set(getattr(cls, "template_fields", ()))
     rows = ["| parameter | default | templated | description |", "|---|---|---|---|"]

@@ -3,7 +3,8 @@
 It is PyPI's ``local-bigquery`` (FastAPI + DuckDB) that the official ``google-cloud-bigquery``
 client talks to unchanged. It needs Python >= 3.13, so it runs as a separate process from its
 own virtual environment in ``.local/bq-venv``, built on first use from a Python 3.13 found on
-PATH or under pyenv (never a hard-coded path). Offline it needs DuckDB's extensions from their
+PATH, under pyenv or among uv's managed Pythons, else installed with ``uv python install 3.13``
+(never a hard-coded path; ``$REVCENT_BQ_PYTHON`` names one). Offline it needs DuckDB's extensions from their
 PyPI wheels, registered before the server starts (``_bq_serve.py``).
 
 Usage::
@@ -48,8 +49,69 @@ class LocalBigQueryError(RuntimeError):
     """The local BigQuery-API server could not be set up or started."""
 
 
-def find_python313() -> str:
-    """A Python 3.13 interpreter: on PATH, or under pyenv's root."""
+#: An interpreter to use instead of looking one up (and the way to test the look-up's other paths).
+PYTHON_ENV = "REVCENT_BQ_PYTHON"
+
+
+def _is_python313(candidate: str) -> bool:
+    # A pyenv shim on PATH may exist without the version installed: ask the interpreter itself.
+    try:
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] >= (3, 13))"],
+                               capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0 and probe.stdout.strip() == "True"
+
+
+def _uv() -> str | None:
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    return uv if Path(uv).exists() else None
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def find_python313(*, install: bool = True) -> str:
+    """A Python 3.13 interpreter: ``$REVCENT_BQ_PYTHON``, else on PATH, under pyenv's root or among uv's
+    managed Pythons, else (``install``) one that ``uv python install 3.13`` installs. Says which it took."""
+    explicit = os.environ.get(PYTHON_ENV)
+    if explicit:
+        if _is_python313(explicit):
+            return explicit
+        raise LocalBigQueryError(f"{PYTHON_ENV}={explicit} is not a Python 3.13 interpreter (or does not run).")
+    for candidate in _path_and_pyenv_candidates():
+        if _is_python313(candidate):
+            return candidate
+    uv = _uv()
+    if uv is None:
+        raise LocalBigQueryError(
+            "The local BigQuery-API server (PyPI local-bigquery) needs Python 3.13: none was found on PATH "
+            "(python3.13) or under pyenv, and uv is not installed to fetch one (./dev installs it into .venv). "
+            f"Install Python 3.13 (pyenv install 3.13, or uv python install 3.13), or set {PYTHON_ENV}."
+        )
+    found = _uv_find(uv)
+    if found:
+        return found
+    if not install:
+        raise LocalBigQueryError("No Python 3.13 on PATH, under pyenv or among uv's managed Pythons.")
+    _say("No Python 3.13 on PATH or under pyenv (the local BigQuery-API server needs it): "
+         "installing one with `uv python install 3.13` ...")
+    result = subprocess.run([uv, "python", "install", "3.13"], capture_output=True, text=True, check=False)
+    found = _uv_find(uv) if result.returncode == 0 else None
+    if not found:
+        raise LocalBigQueryError(
+            "The local BigQuery-API server (PyPI local-bigquery) needs Python 3.13. None was found on PATH "
+            f"(python3.13) or under pyenv, and `uv python install 3.13` failed (exit {result.returncode}):\n"
+            f"{(result.stderr or result.stdout)[-2000:].strip()}\n"
+            f"Install Python 3.13 yourself (pyenv install 3.13, or your system's package), or set {PYTHON_ENV} "
+            "to its interpreter, and run again."
+        )
+    _say(f"Installed Python 3.13 with uv: {found}")
+    return found
+
+
+def _path_and_pyenv_candidates() -> list[str]:
     candidates: list[str] = []
     on_path = shutil.which("python3.13")
     if on_path:
@@ -62,16 +124,15 @@ def find_python313() -> str:
     roots.append(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
     for root in roots:
         candidates += sorted(glob.glob(os.path.join(root, "versions", "3.13*", "bin", "python3.13")), reverse=True)
-    for candidate in candidates:
-        # A pyenv shim on PATH may exist without the version installed: ask it.
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] >= (3, 13))"],
-                               capture_output=True, text=True, check=False)
-        if probe.returncode == 0 and probe.stdout.strip() == "True":
-            return candidate
-    raise LocalBigQueryError(
-        "The local BigQuery-API server (PyPI local-bigquery) needs Python 3.13, and none was found on PATH "
-        "(python3.13) or under pyenv (pyenv install 3.13). Install one and run again."
-    )
+    return candidates
+
+
+def _uv_find(uv: str) -> str | None:
+    """uv's own Python 3.13 (``uv python install`` puts it in ``uv python dir``), if it has one."""
+    result = subprocess.run([uv, "python", "find", "--managed-python", "3.13"], capture_output=True, text=True,
+                            check=False)
+    found = result.stdout.strip()
+    return found if result.returncode == 0 and found and _is_python313(found) else None
 
 
 def _stamp() -> str:
@@ -92,7 +153,7 @@ def setup(*, quiet: bool = True) -> Path:
         shutil.rmtree(VENV)
     VENV.parent.mkdir(parents=True, exist_ok=True)
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    print("Setting up the local BigQuery-API server (first run only) ...", file=sys.stderr, flush=True)
+    _say(f"Setting up the local BigQuery-API server (first run only) with Python 3.13 at {python} ...")
     if Path(uv).exists():
         _run([uv, "venv", "-q", "-p", python, str(VENV)], quiet)
         install = [uv, "pip", "install", "-q", "-p", str(venv_python())]
@@ -182,7 +243,7 @@ def start(*, data_dir: Path | None = None, project: str = DEFAULT_PROJECT, port:
 
 @contextlib.contextmanager
 def running(**kwargs: object) -> Iterator[LocalBigQuery]:
-    server = start(**kwargs)  # type: ignore[arg-type]
+    server = start(**kwargs)  # type: ignore[arg-type]  # start()'s keyword arguments, passed through
     try:
         yield server
     finally:
@@ -200,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--data-dir", type=Path, default=ROOT / ".local" / "bq-data")
     args = parser.parse_args(argv)
     if args.command == "setup":
-        print(setup(quiet=False))
+        try:
+            print(setup(quiet=False))
+        except LocalBigQueryError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         return 0
     server = start(data_dir=args.data_dir, project=args.project, port=args.port)
     print(f"local BigQuery-API server on {server.url} (project {args.project})", flush=True)

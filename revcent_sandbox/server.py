@@ -121,7 +121,7 @@ def _parse_int(name: str, raw: str) -> int:
     return int(raw)
 
 
-def _split_query(query: str) -> tuple[dict[str, str], CustomerFilter]:
+def _split_query(query: str) -> tuple[dict[str, str], CustomerFilter]:  # noqa: C901, PLR0912 - one branch per documented query parameter
     """Scalar parameters and filters of a query string (filters validated here)."""
     scalars: dict[str, str] = {}
     lists: dict[str, list[str]] = {name: [] for name in (*_ID_FILTERS, "status_filter")}

@@ -31,6 +31,7 @@ def test_the_version_lives_in_one_place():
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # runs the installed wheel's `airflow providers list`
 def test_wheel_and_sdist_build_and_the_wheel_installs_without_dev_extras(tmp_path):
     dist = tmp_path / "dist"
     build = subprocess.run([sys.executable, "-m", "build", "--wheel", "--sdist", "--outdir", str(dist), str(ROOT)],

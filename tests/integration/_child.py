@@ -15,7 +15,7 @@ def main() -> None:
     operator = CustomersToBigQueryOperator(task_id="customers_to_bigquery", **config["operator"])
     context = {"run_id": config["run_id"],
                "ti": SimpleNamespace(dag_id="it", task_id="customers_to_bigquery", map_index=-1)}
-    summary = operator.execute(context)  # type: ignore[arg-type]
+    summary = operator.execute(context)  # type: ignore[arg-type]  # a plain dict stands in for Airflow's Context
     print("RESULT " + json.dumps(summary), flush=True)
 
 

@@ -219,7 +219,7 @@ class BigQueryProxy:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import bigquery
 
-        return bigquery.Client(project=project, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        return bigquery.Client(project=project, credentials=AnonymousCredentials(),
                                client_options={"api_endpoint": self.url})
 
     def _inserts(self) -> list[Exchange]:

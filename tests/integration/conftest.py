@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,11 +24,19 @@ from tests.conftest import running_sandboxes
 from tests.integration.bqproxy import BigQueryProxy
 
 API_KEY = "rc-test-key-7f3a9c1e5b"
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory needs servers: mark it ``integration`` (``./dev unit`` leaves them out)."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 _tables = itertools.count()
 
 
-def unix(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp())
+def unix(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp())
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +97,7 @@ def run_operator(run_id: str = "manual__test", **kwargs: Any) -> dict[str, Any]:
     context = kwargs.pop("context", {})
     operator = CustomersToBigQueryOperator(**kwargs)
     ctx = {"run_id": run_id, "ti": SimpleNamespace(dag_id="it", task_id=operator.task_id, map_index=-1), **context}
-    return operator.execute(ctx)  # type: ignore[arg-type]
+    return operator.execute(ctx)  # type: ignore[arg-type]  # a plain dict stands in for Airflow's Context
 
 
 class StaticPage(BaseHTTPRequestHandler):
@@ -122,14 +130,6 @@ def static_api(monkeypatch: pytest.MonkeyPatch, bigquery_server: localbq.LocalBi
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", bigquery_server.connection_uri_json())
     yield handler
     server.shutdown()
-
-
-@pytest.fixture
-def env_snapshot() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.execution_time.context import OutletEventAccessors
@@ -15,7 +17,7 @@ from revcent_sandbox import CustomerStore
 from .conftest import run_operator, unix
 
 START, END = unix(2026, 4, 1), unix(2026, 4, 8)
-RANGE = {"date_start": "2026-04-01", "date_end": "2026-04-08"}
+RANGE: dict[str, Any] = {"date_start": "2026-04-01", "date_end": "2026-04-08"}
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_openlineage_reports_revcent_in_and_the_table_out_with_schema_and_rows(s
     server = sandbox(store)
     connections(server)
     operator = CustomersToBigQueryOperator(task_id="t", destination_table=table_name, **RANGE)
-    summary = operator.execute({"run_id": "lineage"})  # type: ignore[arg-type]
+    summary = operator.execute({"run_id": "lineage"})
     lineage = operator.get_openlineage_facets_on_complete(None)
     [source] = lineage.inputs
     assert (source.namespace, source.name) == (server.url, "/v2/customers")
@@ -64,16 +66,16 @@ def test_extra_link_points_at_the_resolved_table_in_the_console(store, sandbox, 
     connections(sandbox(store))
     operator = CustomersToBigQueryOperator(task_id="t", destination_table=table_name, **RANGE)
     link = BigQueryTableLink()
-    assert link.get_link(operator, ti_key=None) == ""  # type: ignore[arg-type]
-    operator.execute({"run_id": "link"})  # type: ignore[arg-type]
+    assert link.get_link(operator, ti_key=None) == ""  # type: ignore[arg-type]  # the link reads the operator, not the key
+    operator.execute({"run_id": "link"})
     dataset, table = table_name.split(".")
-    assert link.get_link(operator, ti_key=None) == (  # type: ignore[arg-type]
+    assert link.get_link(operator, ti_key=None) == (  # type: ignore[arg-type]  # the link reads the operator, not the key
         f"https://console.cloud.google.com/bigquery?project=demo&ws=!1m5!1m4!4m3!1sdemo!2s{dataset}!3s{table}")
     assert operator.operator_extra_links[0].name == "BigQuery table"
     job = BigQueryJobLink()
-    project, location, job_id = operator.last_job  # type: ignore[misc]
+    project, location, job_id = operator.last_job  # type: ignore[misc]  # set by execute() above
     assert job_id.startswith("revcent_apply_") and location == "US"
-    assert job.get_link(operator, ti_key=None).endswith(  # type: ignore[arg-type]
+    assert job.get_link(operator, ti_key=None).endswith(  # type: ignore[arg-type]  # the link reads the operator, not the key
         f"?project={project}&j=bq:US:{job_id}&page=queryresults")
 
 
@@ -86,7 +88,7 @@ def test_provider_info_is_complete():
     assert info["connection-types"][0]["connection-type"] == "revcent"
     assert info["extra-links"] == ["airflow_revcent.bigquery.links.BigQueryTableLink",
                                   "airflow_revcent.bigquery.links.BigQueryJobLink"]
-    from airflow.sdk.module_loading import import_string
+    from airflow.sdk.module_loading import import_string  # type: ignore[attr-defined]  # public, not in __all__
 
     for path in (info["connection-types"][0]["hook-class-name"], *info["extra-links"]):
         assert import_string(path) is not None

@@ -1,4 +1,4 @@
-"""Issue 5: `airflow backfill create` on a real scheduler and API server (`airflow standalone`, SQLite,
+"""`airflow backfill create` on a real scheduler and API server (`airflow standalone`, SQLite,
 LocalExecutor), against the sandbox and the local BigQuery-API server. Every process started here is
 stopped here."""
 

@@ -1,4 +1,4 @@
-"""Issue 4: bad input gets a clear error naming the value and the fix, and loads nothing."""
+"""Bad input gets a clear error naming the value and the fix, and loads nothing."""
 
 from __future__ import annotations
 

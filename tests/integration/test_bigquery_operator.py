@@ -71,7 +71,7 @@ def test_every_table_the_pipeline_creates_is_encrypted_with_the_kms_key(store, p
 def test_a_run_the_disk_cannot_hold_fails_after_the_first_page(store, proxied, monkeypatch, table_name):
     server, client = proxied(store)
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(ndjson.shutil, "disk_usage", lambda path: usage(0, 0, 50_000))
+    monkeypatch.setattr("shutil.disk_usage", lambda path: usage(0, 0, 50_000))
     with pytest.raises(RevCentDiskSpaceError, match="tmp_dir"):
         run_operator(destination_table=table_name, **RANGE)
     assert server.stats.requests <= 5  # the first page told the total: nothing more was read
@@ -99,7 +99,7 @@ def test_on_kill_stops_the_read_and_cancels_the_running_job():
     operator = CustomersToBigQueryOperator(task_id="t", destination_table="ds.t")
     calls: list[str] = []
     operator.__dict__["revcent_hook"] = SimpleNamespace(cancel=lambda: calls.append("read"))
-    operator._active_destination = SimpleNamespace(cancel=lambda: calls.append("job"))  # type: ignore[assignment]
+    operator._active_destination = SimpleNamespace(cancel=lambda: calls.append("job"))  # type: ignore[assignment]  # a fake destination that only cancels
     operator.on_kill()
     assert calls == ["read", "job"]
 

@@ -103,7 +103,7 @@ def test_http_errors_reach_the_client_and_are_retried(bq_proxy: BigQueryProxy, c
     bq_proxy.requests.clear()
     with pytest.raises(error) as raised:
         client.get_dataset(DATASET, retry=None)
-    assert raised.value.errors[0]["reason"] == fault.reason
+    assert raised.value.errors[0]["reason"] == fault.reason  # type: ignore[attr-defined]  # a GoogleAPICallError
     fault.first = 2  # one more failure, which the client's default retry rides out
     assert client.get_dataset(DATASET, retry=FAST).dataset_id == DATASET
     assert [e.status for e in bq_proxy.requests if e.path.endswith(DATASET)] == [fault.status, fault.status, 200]

@@ -1,4 +1,4 @@
-"""Issue 4: a hostile API. Each fault alone and mixed; the table must equal the sandbox's truth.
+"""A hostile API. Each fault alone and mixed; the table must equal the sandbox's truth.
 
 Every test here also checks that the API key appears in no captured output, no exception and no
 XCom summary (the `no_key_in_output` fixture).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def store() -> CustomerStore:
     return CustomerStore(seed=31, count=250, start=START, end=END)
 
 
-def load(table_name: str, **kwargs: object) -> dict:
+def load(table_name: str, **kwargs: Any) -> dict:
     summary = run_operator(destination_table=table_name, date_start="2026-03-01", date_end="2026-05-01",
                            window_size=timedelta(days=20), **kwargs)
     assert API_KEY not in json.dumps(summary)

@@ -168,7 +168,7 @@ def test_test_connection_names_an_unreachable_host_and_a_wrong_host_quickly(monk
     import functools
     from http.server import SimpleHTTPRequestHandler
 
-    from .conftest import localbq
+    from devtools import localbq
 
     def point(host: str) -> None:
         monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT",

@@ -1,4 +1,4 @@
-"""Issue 4: a worker killed (SIGKILL) during extraction, the load job or the final MERGE, then retried."""
+"""A worker killed (SIGKILL) during extraction, the load job or the final MERGE, then retried."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""End to end, issue 2: the operator against the sandbox and the local BigQuery-API server."""
+"""End to end: the operator against the sandbox and the local BigQuery-API server."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from .conftest import API_KEY, run_operator, unix
 from .truth import assert_table_matches
 
 START, END = unix(2026, 3, 1), unix(2026, 3, 20)
-ARGS = {"date_start": "2026-03-01", "date_end": "2026-03-20", "max_file_bytes": 60_000}
+ARGS: dict[str, Any] = {"date_start": "2026-03-01", "date_end": "2026-03-20", "max_file_bytes": 60_000}
 
 
 def _ti(try_number: int) -> Any:

@@ -1,4 +1,4 @@
-"""Issue 6: lookback, full refresh, content hashes, PII, reconciliation, unknown fields."""
+"""Lookback, full refresh, content hashes, PII, reconciliation, unknown fields."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ under any pytest import mode and beside any other conftest.py.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,6 +59,31 @@ def make_server() -> Iterator[ServerFactory]:
 def server(store: CustomerStore, make_server: ServerFactory) -> SandboxServer:
     """A default server: desc order, inclusive date_end, page base 1, no faults."""
     return make_server(store)
+
+
+class RecordedWaits(threading.Event):
+    """The server's stop event, recording every wait (latency, "slow", "hang") it is asked for, in seconds:
+    what the server decided to delay, independent of how busy the machine is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+@pytest.fixture
+def record_waits() -> Callable[[SandboxServer], list[float | None]]:
+    """``record_waits(server)``: every delay ``server`` applies from then on, in order."""
+
+    def record(server: SandboxServer) -> list[float | None]:
+        recorder = RecordedWaits()
+        server._stopping = recorder
+        return recorder.waits
+
+    return record
 
 
 @pytest.fixture

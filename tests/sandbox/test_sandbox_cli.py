@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+pytestmark = pytest.mark.integration  # every test here runs the sandbox as a subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 JAN_1 = 1_767_225_600  # 2026-01-01T00:00:00Z
 DAY = 86_400

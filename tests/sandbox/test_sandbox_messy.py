@@ -49,6 +49,7 @@ def test_values_are_sent_as_exact_text_and_lone_surrogates_as_escapes():
     assert b'"0001-01-01T00:00:00+01:00"' in by_variant["early_timestamp"]
 
 
+@pytest.mark.integration
 def test_the_truth_endpoint_returns_the_bytes_the_api_sent():
     s = store("landing")
     with SandboxServer(s, api_key="k") as server:

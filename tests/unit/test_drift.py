@@ -14,7 +14,8 @@ from airflow_revcent.records import RecordConverter, value_kind
 
 
 def test_value_kinds_and_unambiguous_types():
-    assert [value_kind(v) for v in ("a", True, 3, 1.5, 0.1234567891, {}, [])] == [
+    values: tuple[object, ...] = ("a", True, 3, 1.5, 0.1234567891, {}, [])
+    assert [value_kind(v) for v in values] == [
         "STRING", "BOOLEAN", "INTEGER", "NUMERIC", "FLOAT", "OTHER", "OTHER"]
     assert column_type({"INTEGER"}) == "INTEGER"
     assert column_type({"INTEGER", "NUMERIC"}) == "NUMERIC"

@@ -6,7 +6,6 @@ from collections import namedtuple
 
 import pytest
 
-from airflow_revcent import ndjson
 from airflow_revcent.exceptions import RevCentDiskSpaceError
 from airflow_revcent.ndjson import BYTES_PER_CUSTOMER_GUESS, check_disk, estimate_run_bytes
 
@@ -21,7 +20,7 @@ def test_unknown_windows_are_assumed_as_dense_as_the_known_ones():
 
 def test_a_run_the_disk_cannot_hold_fails_naming_the_sizes_and_the_fix(monkeypatch, tmp_path):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(ndjson.shutil, "disk_usage", lambda path: usage(0, 0, 10_000_000))
+    monkeypatch.setattr("shutil.disk_usage", lambda path: usage(0, 0, 10_000_000))
     check_disk(tmp_path, needed=8_000_000, written=0)  # fits with headroom
     with pytest.raises(RevCentDiskSpaceError, match=r"needs about 0\.01 GB more .* only 0\.01 GB are free.*tmp_dir"):
         check_disk(tmp_path, needed=9_000_000, written=0)

@@ -115,7 +115,7 @@ def test_pii_exclusion_and_keyed_hashing_reach_nested_fields_and_the_schema():
 
 def test_bad_policy_is_refused():
     with pytest.raises(RevCentConfigError, match="on_invalid_record"):
-        RecordConverter(customer_columns(), on_invalid_record="ignore")  # type: ignore[arg-type]
+        RecordConverter(customer_columns(), on_invalid_record="ignore")  # type: ignore[arg-type]  # an invalid value on purpose
 
 
 def test_pii_never_leaks_through_a_type_conflict():

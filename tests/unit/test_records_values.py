@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -112,9 +113,11 @@ def test_integers_outside_int64_are_data_errors_and_inside_land():
     row, _ = convert({"lifetime_value": {"sale": {"num": 2**63 - 1}}, "products_purchased": [
         {"purchase_dates": [-(2**63), 0]}]})
     assert row["lifetime_value"]["sale"]["num"] == 2**63 - 1
-    for customer, path in [({"lifetime_value": {"sale": {"num": 2**63}}}, "lifetime_value.sale.num"),
-                           ({"products_purchased": [{"purchase_dates": [1, -(2**63) - 1]}]},
-                            r"products_purchased\[\].purchase_dates\[\]")]:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"lifetime_value": {"sale": {"num": 2**63}}}, "lifetime_value.sale.num"),
+        ({"products_purchased": [{"purchase_dates": [1, -(2**63) - 1]}]}, r"products_purchased\[\].purchase_dates\[\]"),
+    ]
+    for customer, path in cases:
         with pytest.raises(RevCentDataError, match=rf"Customer '{ID}': field {path} .*INTEGER within INT64"):
             convert(customer)
 

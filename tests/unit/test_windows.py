@@ -21,8 +21,8 @@ from airflow_revcent.windows import (
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-def ts(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp())
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp())
 
 
 class TestParseInstant:
@@ -121,4 +121,4 @@ class TestWindows:
     @pytest.mark.parametrize("size", [timedelta(days=91), timedelta(seconds=10), 30])
     def test_bad_window_sizes_are_refused(self, size):
         with pytest.raises(RevCentConfigError, match="window_size"):
-            validate_window_size(size)  # type: ignore[arg-type]
+            validate_window_size(size)

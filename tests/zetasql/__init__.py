@@ -478,8 +478,8 @@ def checker() -> Checker:
     """The session's one :class:`Checker` (created on first use)."""
     with _checker_lock:
         if not hasattr(checker, "instance"):
-            checker.instance = Checker()  # type: ignore[attr-defined]
-        return checker.instance  # type: ignore[attr-defined,no-any-return]
+            checker.instance = Checker()  # type: ignore[attr-defined]  # a function attribute holds the one instance
+        return checker.instance  # type: ignore[attr-defined]  # a function attribute holds the one instance
 
 
 def analyze(sql: str, tables: Mapping[str, Sequence[SchemaField]]) -> list[Finding]:

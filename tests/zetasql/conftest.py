@@ -13,8 +13,8 @@ from tests.zetasql import Checker, checker
 def zeta() -> Checker:
     """The session's analyzer. Without zetasql installed the tests skip, except in CI (CI=true), where they fail."""
     try:
-        import wasmtime  # noqa: F401
-        import zetasql  # noqa: F401
+        import wasmtime  # noqa: F401 - only whether it imports
+        import zetasql  # noqa: F401 - only whether it imports
     except ImportError as error:
         if os.environ.get("CI"):
             raise

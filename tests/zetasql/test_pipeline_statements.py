@@ -80,7 +80,7 @@ def _cases() -> list[Case]:
     spec = customer_columns()
     older = _without(_fresh(), "lifetime_value.sale.amount_net")
     extended = add_missing(older, _fresh())  # what the pipeline leaves after extending it: appended at the end
-    hashed = apply_pii(spec, PiiSettings((), ("email", "customer_card.last_4"), b"k"))
+    hashed = apply_pii(spec, PiiSettings((), ("email", "customer_card.last_4"), hash_key=b"k"))
     promoted = add_columns(spec, [Promotion("loyalty_tier", "STRING"), Promotion("lifetime_value.all.amount_tax",
                                                                                  "NUMERIC")])
     excluded = apply_pii(spec, PiiSettings(("customer_card.first_6", "lifetime_value.all", "status"), ()))

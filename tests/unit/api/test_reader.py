@@ -31,7 +31,7 @@ class FakeApi:
         self.calls: list[tuple[int, int]] = []
         self.lock = threading.Lock()
         self.inflight = self.peak = 0
-        self.on_call: Callable[[Window, int], None] = lambda _w, _p: None
+        self.on_call: Callable[[Window, int], object] = lambda _w, _p: None
 
     def __call__(self, window: Window, page: int) -> CustomersPage:
         with self.lock:

@@ -34,7 +34,12 @@ def test_retry_after_replaces_the_backoff_up_to_the_cap():
 def test_the_backoff_is_full_jitter_doubling_per_attempt_up_to_the_cap(monkeypatch):
     wait = RetryWait(2.0)
     lows = []
-    monkeypatch.setattr(random, "uniform", lambda low, high: (lows.append(low), high)[1])
+
+    def uniform(low: float, high: float) -> float:
+        lows.append(low)
+        return high
+
+    monkeypatch.setattr(random, "uniform", uniform)
     highs = [wait(state(n, RevCentTransientError("x"))) for n in range(1, 10)]
     assert set(lows) == {0}  # full jitter: anywhere from zero
     assert highs[0] <= 2.0
@@ -109,24 +114,19 @@ def test_a_cancelled_read_starts_no_further_attempt():
         raise RevCentTransientError("503")
 
     calls = []
+
+    def counted() -> str:
+        calls.append(1)
+        return attempt()
+
     with pytest.raises(RevCentRetryBudgetExceeded, match="after 1 attempts"):
-        RetryPolicy(8, 60.0, 0.0).call(lambda: (calls.append(1), attempt())[1], what="page 1", cancelled=cancelled,
-                                       sleep=lambda _s: None)
+        RetryPolicy(8, 60.0, 0.0).call(counted, what="page 1", cancelled=cancelled, sleep=lambda _s: None)
     assert calls == [1]
 
 
 def test_the_first_wait_reaches_up_to_the_initial_backoff_not_half_of_it():
-    import random
-
-    import tenacity
-
-    from airflow_revcent.api.retry import RetryWait
-
     random.seed(3)
     wait = RetryWait(1.0)
-    state = tenacity.RetryCallState(None, None, (), {})
-    state.attempt_number = 1
-    waits = [wait(state) for _ in range(400)]
+    waits = [wait(state(1, RevCentTransientError("x"))) for _ in range(400)]
     assert max(waits) <= 1.0 and max(waits) > 0.9
-    state.attempt_number = 2
-    assert max(wait(state) for _ in range(400)) > 1.8
+    assert max(wait(state(2, RevCentTransientError("x"))) for _ in range(400)) > 1.8

@@ -40,7 +40,7 @@ class _Client:
 
 def test_cancel_stops_the_running_job_and_leaves_a_finished_one():
     client = _Client()
-    destination = CustomersDestination(client, TableRef("p", "d", "t"), ())  # type: ignore[arg-type]
+    destination = CustomersDestination(client, TableRef("p", "d", "t"), ())  # type: ignore[arg-type]  # a fake client
     destination.cancel()  # nothing running: nothing to do
     destination.current_job = SimpleNamespace(job_id="revcent_apply_x", state="DONE")
     destination.cancel()

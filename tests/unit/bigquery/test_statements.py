@@ -23,8 +23,8 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in sql.split(";\n") if s.strip()]
 
 
-def _day(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def _day(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_every_write_is_one_transaction_that_takes_the_lock_first():

@@ -203,7 +203,7 @@ def test_reading_windows_sends_every_page_through_the_choke_point(connection):
     session, pacer = FakeSession(lambda params: FakeResponse(200, page_body(total=7, page=params["page"],
                                                                             per_page=params["limit"]))), FakePacer()
     hook.__dict__["pacer"] = pacer
-    hook._session = lambda: session  # type: ignore[method-assign]
+    hook._session = lambda: session  # type: ignore[method-assign,assignment,return-value]  # the fake session
     got = [c["id"] for c in hook.iter_customers(Window(100, 200), page_size=3)]
     assert sorted(got) == [f"c{i}" for i in range(7)]
     assert [p["page"] for _, p in session.sent] == [1, 2, 3]
