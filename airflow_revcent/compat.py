@@ -45,7 +45,7 @@ def _fail_exception() -> type[Exception]:
     try:
         from airflow.sdk.exceptions import AirflowFailException
     except ImportError:
-        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined,unused-ignore]
+        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined,unused-ignore]  # 3.1 only; later stubs differ
     return AirflowFailException
 
 

@@ -138,7 +138,7 @@ def _check_metadata(index: int, value: Any) -> MetadataFilter:
                 f"metadata_filter[{index}] has unknown keys {sorted(unknown)}; only 'name' and 'value' are allowed."
             )
         item = MetadataFilter(
-            name=value.get("name"),  # type: ignore[arg-type]
+            name=value.get("name"),  # type: ignore[arg-type]  # checked below, naming it
             value=value.get("value", METADATA_NAME_EXISTS),
         )
     else:
