@@ -45,7 +45,8 @@ def _fail_exception() -> type[Exception]:
     try:
         from airflow.sdk.exceptions import AirflowFailException
     except ImportError:
-        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined,unused-ignore]  # 3.1 only; later stubs differ
+        # Airflow 3.1 only; later releases keep a deprecated alias there, which the stubs may not show.
+        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined,unused-ignore]
     return AirflowFailException
 
 

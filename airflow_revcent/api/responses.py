@@ -86,7 +86,8 @@ def _envelope(body: Any) -> tuple[str | None, str | None]:
 
 def _clean(value: Any) -> str:
     # An envelope's text goes into messages and logs: never with a lone surrogate in it.
-    return jsontext.repair_surrogates(str(value), "", lambda _path: None)  # type: ignore[no-any-return]  # repair_surrogates returns what it is given: a str here
+    # repair_surrogates returns what it is given (typed Any): a str here.
+    return jsontext.repair_surrogates(str(value), "", lambda _path: None)  # type: ignore[no-any-return]
 
 
 #: Error envelopes (``code: 0``) whose error_code or message says the key was rejected: failed at once
