@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from airflow.exceptions import AirflowProviderDeprecationWarning
@@ -123,3 +124,111 @@ def test_bad_input_fails_without_a_retry_where_airflow_has_no_retry_policy():
     with pytest.raises(RevCentConfigError) as info:
         op.execute({"run_id": "r"})
     assert not isinstance(info.value, compat._fail_exception())
+
+
+class FakeHook:
+    """Pages as the hook's reader yields them; records what the operator asked for, and when."""
+
+    def __init__(self, calls: list[str], batches):
+        self.calls, self.batches, self.requests_sent = calls, batches, 0
+        self.settings = type("S", (), {"base_url": "http://revcent.invalid"})()
+
+    def check_connection(self):
+        self.calls.append("check_connection")
+        return self.settings
+
+    def iter_pages(self, windows, *, filters, page_size, skip_invalid):
+        self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, skip_invalid={skip_invalid})")
+        for batch in self.batches(windows):
+            self.requests_sent += 1
+            yield batch
+
+    def cancel(self):
+        self.calls.append("cancel")
+
+
+class FakeDestination:
+    def __init__(self, calls: list[str], api_columns, table):
+        self.calls, self.api_columns, self.table = calls, api_columns, table
+        self.columns, self.location, self.current_job = api_columns, "US", None
+        self.loads: list[tuple[Any, list[str]]] = []
+
+    def prepare(self):
+        self.calls.append("prepare")
+
+    def apply(self, load):
+        from airflow_revcent.bigquery.destination import ApplyResult
+
+        rows = [line for path in load.files for line in path.read_text().splitlines()]
+        self.loads.append((load, rows))
+        self.calls.append(f"apply({len(rows)} rows, attempt={load.attempt})")
+        return ApplyResult(job_ids=["job-1"], rows_loaded=len(rows), rows_inserted=len(rows), rows_updated=0)
+
+
+def _customer(n: int, created: int) -> dict:
+    return {"id": f"{n:020d}", "created_date_unix": created, "email": f"c{n}@example.org"}
+
+
+def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkeypatch):
+    from airflow_revcent.api.reader import WindowBatch
+    from airflow_revcent.bigquery.tables import TableRef
+    from airflow_revcent.paging import WindowStats
+
+    calls: list[str] = []
+
+    def batches(windows):
+        assert len(windows) == 2  # 120 days in windows of at most 89
+        for index, window in enumerate(windows):
+            people = [_customer(index * 10 + i, window.start + 60 * i) for i in range(3)]
+            yield WindowBatch(index, window, people[:2], total_count=3, received_at=1_767_225_600.0)
+            yield WindowBatch(index, window, people[2:], finished=WindowStats(window, requests=2, records=3,
+                                                                              total_count=3, distinct=3))
+
+    op = make(date_start="2026-01-01", date_end="2026-05-01", tmp_dir=str(tmp_path),
+              pii=PiiSettings(exclude_fields=["email"]))
+    op.__dict__["revcent_hook"] = FakeHook(calls, batches)
+    destinations: list[FakeDestination] = []
+
+    def destination(api_columns, context):
+        calls.append("destination")
+        destinations.append(FakeDestination(calls, api_columns, TableRef("p", "ds", "t")))
+        return destinations[0]
+
+    monkeypatch.setattr(op, "_destination", destination)
+    summary = op.execute({"run_id": "manual__1"})
+    assert calls == ["check_connection", "destination", "prepare",
+                     "iter_pages(2 windows, page_size=25, skip_invalid=False)", "apply(6 rows, attempt=1)"]
+    [(load, rows)] = destinations[0].loads
+    assert all('"email"' not in row for row in rows)  # excluded before it left the worker
+    assert load.first_created.isoformat() == "2026-01-01T00:00:00+00:00"
+    assert summary["records_loaded"] == summary["rows_inserted"] == 6
+    assert summary["windows"] == 2 and summary["requests"] == 4 and summary["count_mismatches"] == []
+    assert summary["bigquery_job_ids"] == ["job-1"]
+    assert not list(tmp_path.rglob("*.ndjson"))  # the files are gone once applied
+
+
+def test_a_count_mismatch_with_fail_loads_nothing(tmp_path, monkeypatch):
+    from airflow_revcent.api.reader import WindowBatch
+    from airflow_revcent.exceptions import RevCentCountMismatchError
+    from airflow_revcent.paging import WindowStats
+
+    calls: list[str] = []
+
+    def batches(windows):
+        [window] = windows
+        yield WindowBatch(0, window, [_customer(1, window.start)], total_count=2,
+                          finished=WindowStats(window, requests=1, records=1, total_count=2, distinct=1))
+
+    op = make(date_start="2026-01-01", date_end="2026-01-02", tmp_dir=str(tmp_path), on_count_mismatch="fail")
+    op.__dict__["revcent_hook"] = FakeHook(calls, batches)
+    fake = FakeDestination(calls, None, None)
+
+    def destination(api_columns, context):
+        fake.api_columns = api_columns
+        calls.append("destination")
+        return fake
+
+    monkeypatch.setattr(op, "_destination", destination)
+    with pytest.raises(RevCentCountMismatchError, match="total_count is 2 but 1 distinct"):
+        op.execute({"run_id": "r"})
+    assert fake.loads == [] and not any(c.startswith("apply") for c in calls)
