@@ -141,11 +141,13 @@ def closing_lines(summary: Mapping[str, Any]) -> list[str]:
 
     :param summary: what :meth:`CustomersToBigQueryOperator.execute` returns.
     """
-    windows = summary["windows"]
-    read = (f"Read {summary['records_loaded']} customers from {windows} window{'' if windows == 1 else 's'} "
-            f"({summary['skipped_records']} skipped as invalid) with {summary['requests']} requests "
-            f"({summary['retries']} retries, {summary['throttled']} answered 429) in "
-            f"{summary['extract_seconds']:.1f} s")
+    def count(n: int, one: str, many: str) -> str:
+        return f"{n} {one if n == 1 else many}"
+
+    read = (f"Read {summary['records_loaded']} customers from {count(summary['windows'], 'window', 'windows')} "
+            f"({summary['skipped_records']} skipped as invalid) with "
+            f"{count(summary['requests'], 'request', 'requests')} ({count(summary['retries'], 'retry', 'retries')}, "
+            f"{summary['throttled']} answered 429) in {summary['extract_seconds']:.1f} s")
     loaded = f"Loaded {summary['records_loaded']} customers into {summary['destination']}: "
     jobs = summary["bigquery_job_ids"]
     if summary["already_applied"]:

@@ -313,7 +313,7 @@ def test_a_run_logs_its_windows_and_closing_lines_with_the_hooks_counts(tmp_path
     [window] = [line for line in infos if line.startswith("Window ")]
     assert " done: 5 customers from 1 pages in " in window and "Run so far: 1 of 1 windows done, 5 customers" in window
     read, loaded, took = infos[-3:]
-    assert read.startswith("Read 5 customers from 1 window (0 skipped as invalid) with 1 requests (2 retries, "
+    assert read.startswith("Read 5 customers from 1 window (0 skipped as invalid) with 1 request (2 retries, "
                            "1 answered 429) in ")
     assert loaded.startswith("Loaded 5 customers into p.ds.t: 2 inserted, 1 updated, 2 unchanged; applied by "
                              "BigQuery job revcent_apply_2 (2 jobs in all")
