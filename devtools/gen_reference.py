@@ -1,7 +1,10 @@
-"""Generate docs/reference.md from the code and the spec, so the reference cannot drift.
+"""Generate docs/reference.md, and the README's tables of connection extras and operator arguments,
+from the code and the spec, so neither can drift.
 
-``python -m devtools.gen_reference`` rewrites the file; a test fails when the committed file differs
-from what this produces.
+``python -m devtools.gen_reference`` rewrites the reference and the README's marked regions
+(``<!-- generated: NAME ... -->`` to ``<!-- end generated: NAME -->``); a test fails when a committed
+file differs from what this produces, and rendering fails when the code has an argument or an extra that
+has no description here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "reference.md"
+README = ROOT / "README.md"
 
 TROUBLESHOOTING = """\
 ## Troubleshooting
@@ -30,7 +34,9 @@ account, or it is a Test-mode key used against Live data (or the reverse). Not r
 **"RevCent throttled the ..." warnings, slow runs.** The API answered 429. The whole task slows down (all
 threads pause for `Retry-After`, then the pace drops below what the API accepted and recovers gradually). If
 it happens every run, set `max_requests_per_second` on the connection to a rate your account allows, and keep
-`max_concurrency` modest. Runs of several tasks at once share nothing: divide the allowance between them.
+`max_concurrency` modest. `max_requests_per_second` is per task: when several tasks call the account at once,
+run them in the pool `revcent_api` and set `account_requests_per_second` and `account_pool_slots` on the
+connection, so that each paces at the account's rate divided by the pool's slots.
 
 **"Gave up on the window ..., page N after K attempts".** The API kept failing (5xx, resets, timeouts)
 beyond the retry budget. Nothing was loaded; the task can simply be retried. Raise `retry_max_attempts` /
@@ -43,8 +49,8 @@ is. Leave `location` unset to use the dataset's, or set it to match.
 customers schema below. Load into another table, or fix or drop those columns. Missing columns are added
 automatically; extra columns are left alone.
 
-**"Window ... did not settle".** Customers kept being created inside the window while it was read (more than
-`max_passes` re-reads). Retry later, or use a smaller `window_size`.
+**"Window ... did not settle".** Customers kept being created inside the window while it was read, in each of
+{max_passes} passes (a fixed limit). Retry later, or use a smaller `window_size`.
 
 **"Customer '...': field ... is ... but the spec says ...".** The API returned a value the spec does not
 allow. Set `on_invalid_record="keep"` to load such values into `_unknown_fields` instead of failing.
@@ -88,11 +94,198 @@ def _schema_rows(columns: Iterable[Any], prefix: str = "") -> list[str]:
     return rows
 
 
+#: The README's table of operator arguments: (arguments, default when the signature's is None, note).
+#: Literal defaults come from the signature; every argument of ``__init__`` must be here exactly once.
+README_ARGUMENTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("destination_table",), "", "`[project.]dataset.table` (templated)"),
+    (("revcent_conn_id",), "", "templated"),
+    (("gcp_conn_id",), "", "templated"),
+    (("impersonation_chain",), "the connection's",
+     "a service account (or chain) to impersonate; wins over the connection's extra (templated)"),
+    (("project_id",), "the connection's `project`",
+     "the project that runs and pays for the BigQuery jobs; the tables stay where `destination_table` says (a "
+     "name without a project is in the connection's `project`) (templated)"),
+    (("date_start", "date_end"), "the run's data interval",
+     "ISO-8601 date or aware date-time; end exclusive; a future end is clipped to now (templated; `None`, `\"\"`, "
+     "`\"None\"` mean unset)"),
+    (("campaign_filter", "customer_group_filter", "product_filter"), "none",
+     "lists of 20-character ids (templated)"),
+    (("status_filter",), "none", "any of `enabled`, `disabled`, `blocked`, `fraud`, `chargeback` (templated)"),
+    (("metadata_filter",), "none",
+     "`[{\"name\": \"source\", \"value\": \"fb\"}]`; value `METADATA_NAME_EXISTS` or omitted matches on the name "
+     "(templated)"),
+    (("page_size",), "", "1..25"),
+    (("location",), "the dataset's",
+     "BigQuery location; a new dataset is created there (else the connection's `location`, else US); an existing "
+     "dataset elsewhere is an error (templated)"),
+    (("window_size",), "", "at most 90 days (the API's limit)"),
+    (("request_options",), "from the connection",
+     "`RequestOptions(max_concurrency=..., max_requests_per_second=..., connect_timeout=..., read_timeout=..., "
+     "request_timeout=..., stall_timeout=..., retry_max_attempts=..., retry_max_seconds=..., "
+     "retry_initial_backoff=...)` (`from airflow_revcent.api.options import RequestOptions`): each option left out "
+     "comes from the connection's extra of the same name, else its default (see Connections; `request_timeout` "
+     "120 s bounds one request to its last byte however slowly the server sends; `stall_timeout`, default the "
+     "longest one request can take, fails the run when no page arrives for that long, naming the window and "
+     "page). Checked when the DAG is parsed. The separate arguments of the same names still work and warn"),
+    (("on_invalid_record",), "",
+     "`\"keep\"`: values of the wrong type or outside their column's range go to `_unknown_fields`, customers "
+     "without a usable id are skipped and counted ([How values land](#how-values-land))"),
+    (("staging_expiration",), "", "how long a staging table a killed run leaves behind survives"),
+    (("max_file_bytes",), "", "the local NDJSON file rolls over past this size (one load job per file)"),
+    (("lookback",), "0", "also re-read this long before the interval (timedelta or `\"P35D\"`; templated)"),
+    (("pii",), "none",
+     "`PiiSettings(exclude_fields=..., hash_fields=..., hash_key_conn_id=...)`: fields dropped or HMAC-hashed "
+     "before they leave the worker ([PII](#pii)); the separate arguments still work and warn"),
+    (("history_table",), "none", "type-2 change history table (templated)"),
+    (("promote_unknown_fields",), "", "turn unambiguous unknown fields into columns"),
+    (("on_count_mismatch",), "",
+     "`\"fail\"`: a window whose distinct customers differ from `total_count` fails before loading"),
+    (("labels",), "none",
+     "labels for every BigQuery job, besides `airflow-dag` and `airflow-task` (always added, sanitised to "
+     "BigQuery's label rules)"),
+    (("encryption_configuration",), "none",
+     "`{\"kmsKeyName\": \"projects/.../cryptoKeys/...\"}`: every table the pipeline creates (destination, history, "
+     "lock, staging) uses that Cloud KMS key"),
+    (("tmp_dir",), "the system's temp folder",
+     "where the NDJSON files go; the run fails as soon as the windows' `total_count` says the disk cannot hold "
+     "them"),
+)
+
+#: The extras of a ``google_cloud_platform`` connection that :mod:`airflow_revcent.bigquery.connection` reads.
+GCP_EXTRAS: dict[str, str] = {
+    "project": "jobs run in and are billed to this project (else the destination's project, else the identity's); "
+               "a `destination_table` without a project is in it",
+    "location": "where jobs run and where a dataset the run creates goes, unless the operator's `location` says "
+                "otherwise; an existing dataset keeps its own",
+    "api_endpoint": "another BigQuery-API root URL: a private or regional endpoint, or a local server; it never "
+                    "changes the credentials",
+    "key_path": "path of a service account key file (`.json`)",
+    "keyfile_dict": "a service account key's JSON, as an object or as text",
+    "credential_config_file": "workload identity federation: the configuration's path, its JSON text or object",
+    "key_secret_name": "a Secret Manager secret holding a service account key (read with ADC); needs the google "
+                       "provider",
+    "key_secret_project_id": "the project of `key_secret_name`",
+    "is_anonymous": "`true`: send no credentials (a local BigQuery-API server)",
+    "impersonation_chain": "a service account to impersonate, or a chain (comma-separated or a list) whose last is "
+                           "impersonated; the operator argument wins",
+    "scope": "OAuth scopes, comma-separated (default `https://www.googleapis.com/auth/cloud-platform`)",
+    "quota_project_id": "the project charged for quota (sent as `x-goog-user-project`)",
+    "idp_issuer_url": "federation through a client-credentials IdP: the token URL; needs the google provider",
+    "client_id": "federation through a client-credentials IdP: the client id; needs the google provider",
+    "client_secret": "federation through a client-credentials IdP: the client secret; needs the google provider",
+    "idp_extra_params": "federation through a client-credentials IdP: extra token request parameters; needs the "
+                        "google provider",
+}
+
+
+def _friendly(value: Any) -> str:
+    """A signature default as a reader says it: ``25``, ``"fail"``, ``89 days``, ``64 MiB``."""
+    from datetime import timedelta
+
+    if isinstance(value, timedelta) and not value.seconds and not value.microseconds:
+        return f"{value.days} day{'' if value.days == 1 else 's'}"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 20 and not value % (1 << 20):
+        return f"{value >> 20} MiB"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value!r}`" if isinstance(value, bool) else str(value)
+
+
+def readme_arguments_table() -> list[str]:
+    """The README's operator table: every argument of ``__init__``, literal defaults from the signature."""
+    from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
+
+    parameters = {name: p for name, p in inspect.signature(CustomersToBigQueryOperator).parameters.items()
+                  if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    listed = [name for names, _, _ in README_ARGUMENTS for name in names]
+    missing, unknown = set(parameters) - set(listed), set(listed) - set(parameters)
+    if missing or unknown or len(listed) != len(set(listed)):
+        raise SystemExit(f"devtools/gen_reference.py README_ARGUMENTS is out of date: describe {sorted(missing)}, "
+                         f"remove {sorted(unknown)}, list each argument once.")
+    rows = ["| argument | default | |", "|---|---|---|"]
+    for names, fallback, note in README_ARGUMENTS:
+        default = parameters[names[0]].default
+        if default is inspect.Parameter.empty:
+            text = "required"
+        elif default is None:
+            if not fallback:
+                raise SystemExit(f"devtools/gen_reference.py README_ARGUMENTS: say what {names[0]}=None means.")
+            text = fallback
+        else:
+            text = _friendly(default)
+        rows.append(f"| {', '.join(f'`{n}`' for n in names)} | {text} | {note} |")
+    return rows
+
+
+def revcent_extras() -> list[tuple[str, str, str]]:
+    """(extra, default, meaning) of every extra the RevCent hook reads from its connection."""
+    from airflow_revcent import CONNECTION_FIELDS
+    from airflow_revcent.api.options import RequestOptions
+    from airflow_revcent.hooks import revcent as hook_module
+
+    defaults = {
+        "max_concurrency": hook_module.DEFAULT_MAX_CONCURRENCY,
+        "max_requests_per_second": hook_module.DEFAULT_MAX_REQUESTS_PER_SECOND,
+        "connect_timeout": hook_module.DEFAULT_CONNECT_TIMEOUT, "read_timeout": hook_module.DEFAULT_READ_TIMEOUT,
+        "timeout": "", "retry_max_attempts": hook_module.DEFAULT_RETRY_MAX_ATTEMPTS,
+        "retry_max_seconds": hook_module.DEFAULT_RETRY_MAX_SECONDS,
+        "retry_initial_backoff": hook_module.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": "true",
+        "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "derived (see meaning)",
+        "account_requests_per_second": "none: not shared", "account_pool_slots": 1,
+    }
+    option_docs = _doc_params(RequestOptions)
+    rows = []
+    for extra in hook_module.KNOWN_EXTRAS:
+        meaning = option_docs.get(extra) or CONNECTION_FIELDS.get(extra, {}).get("description", "")
+        if extra == "timeout":
+            meaning = "sets both `connect_timeout` and `read_timeout` where they are not given"
+        if extra == "verify":
+            meaning = "verify TLS certificates; false logs a warning (local sandbox only)"
+        if extra.startswith("account_"):
+            meaning = ("the account's request rate, shared by the tasks of the pool `revcent_api`"
+                       if extra == "account_requests_per_second" else
+                       "the pool `revcent_api`'s slots: each task paces at `account_requests_per_second` / slots")
+        if extra not in defaults or not meaning:
+            raise SystemExit(f"devtools/gen_reference.py: give the connection extra {extra!r} a default and a "
+                             "meaning.")
+        rows.append((extra, str(defaults[extra]), meaning.replace("``", "`").replace("|", "/").rstrip(".")))
+    return rows
+
+
+def readme_connection_table() -> list[str]:
+    """The README's table of the ``revcent`` connection: its fields and every extra the hook reads."""
+    from airflow_revcent import CONNECTION_UI
+    from airflow_revcent.hooks import revcent as hook_module
+
+    rows = ["| field | meaning |", "|---|---|",
+            f"| Host (\"{CONNECTION_UI['relabeling']['host']}\") | empty for `{hook_module.DEFAULT_HOST}`; a host "
+            "without a scheme means https; `http://` only when written (a local sandbox) |",
+            f"| Password (\"{CONNECTION_UI['relabeling']['password']}\") | your RevCent API key (Live or Test mode); "
+            "sent as the `x-api-key` header, never logged |"]
+    for extra, default, meaning in revcent_extras():
+        said = "default" in meaning or not default  # the options' descriptions state their defaults
+        rows.append(f"| Extra `{extra}` | {meaning}{'' if said else f' (default {default})'} |")
+    return rows
+
+
+def gcp_connection_table(extras: Iterable[str] = GCP_EXTRAS) -> list[str]:
+    """The ``google_cloud_platform`` connection's extras this package reads (or those of ``extras``)."""
+    rows = ["| extra | meaning |", "|---|---|"]
+    rows += [f"| `{extra}` | {GCP_EXTRAS[extra]} |" for extra in extras]
+    return rows
+
+
+def readme_gcp_table() -> list[str]:
+    """The README's Google Cloud extras besides the identity (which has its own table of modes)."""
+    return gcp_connection_table(("project", "location", "api_endpoint"))
+
+
 def render() -> str:
-    from airflow_revcent import CONNECTION_FIELDS, CONNECTION_UI
+    from airflow_revcent import CONNECTION_UI
     from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
     from airflow_revcent.columns import table_columns
     from airflow_revcent.hooks import revcent as hook_module
+    from airflow_revcent.paging import DEFAULT_MAX_PASSES
     from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 
     out = ["# Reference", "", "Generated by `python -m devtools.gen_reference` from the code and the packaged "
@@ -106,7 +299,8 @@ def render() -> str:
     out += ["", "## RevCentHook", "",
             "`airflow_revcent.hooks.revcent.RevCentHook` (connection type `revcent`, default connection "
             "`revcent_default`). Its `options` override the connection's extras; the old keyword arguments "
-            "of the same names still work, with a deprecation warning.", ""]
+            "of the same names still work, with a deprecation warning. `max_passes` can be set only on a hook "
+            "built in your own code; the operator uses the default.", ""]
     out += _params_table(hook_module.RevCentHook, hook_module.RevCentHook, skip=REQUEST_OPTION_NAMES)
     out += ["", "### RequestOptions", "",
             "`airflow_revcent.api.options.RequestOptions`: a frozen dataclass validated where it is built; a "
@@ -119,40 +313,49 @@ def render() -> str:
             f"| hidden | | {', '.join(CONNECTION_UI['hidden-fields'])} |", "",
             "Extras (unknown extras are ignored with a warning and never sent as headers):", "",
             "| extra | default | meaning |", "|---|---|---|"]
-    defaults = {
-        "max_concurrency": hook_module.DEFAULT_MAX_CONCURRENCY,
-        "max_requests_per_second": hook_module.DEFAULT_MAX_REQUESTS_PER_SECOND,
-        "connect_timeout": hook_module.DEFAULT_CONNECT_TIMEOUT, "read_timeout": hook_module.DEFAULT_READ_TIMEOUT,
-        "timeout": "", "retry_max_attempts": hook_module.DEFAULT_RETRY_MAX_ATTEMPTS,
-        "retry_max_seconds": hook_module.DEFAULT_RETRY_MAX_SECONDS,
-        "retry_initial_backoff": hook_module.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": True,
-        "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "see stall_timeout",
-        "account_requests_per_second": "none (not shared)", "account_pool_slots": 1,
-    }
-    hook_docs = _doc_params(RequestOptions)
-    for extra in hook_module.KNOWN_EXTRAS:
-        meaning = hook_docs.get(extra) or ("sets both timeouts" if extra == "timeout" else
-                                           CONNECTION_FIELDS.get(extra, {}).get("description", ""))
-        if extra == "verify":
-            meaning = "verify TLS certificates; false logs a warning (local sandbox only)"
-        if extra.startswith("account_"):
-            meaning = ("the account's request rate, shared by the tasks of the pool revcent_api"
-                       if extra == "account_requests_per_second" else
-                       "the pool revcent_api's slots: each task paces at account_requests_per_second / slots")
-        out.append(f"| `{extra}` | {defaults[extra]} | {meaning} |")
+    out += [f"| `{extra}` | {default} | {meaning} |" for extra, default, meaning in revcent_extras()]
+    out += ["", "## The `google_cloud_platform` connection", "",
+            "Extras read with or without the `extra__google_cloud_platform__` prefix (the short one wins; `\"\"` is "
+            "unset). At most one of `key_path`, `keyfile_dict`, `credential_config_file`, `key_secret_name`, "
+            "`is_anonymous`; none means Application Default Credentials. The README's Google Cloud identity "
+            "section shows each mode.", ""]
+    out += gcp_connection_table()
     columns = table_columns()
     out += ["", "## Table schema", "",
             f"{len(columns)} top-level columns. Nested fields are shown with dots; REPEATED fields are arrays.",
             "", "| column | type | mode | description |", "|---|---|---|---|"]
     out += _schema_rows(columns)
-    out += ["", TROUBLESHOOTING]
+    out += ["", TROUBLESHOOTING.replace("{max_passes}", str(DEFAULT_MAX_PASSES))]
     return "\n".join(out).rstrip() + "\n"
+
+
+#: The README's generated regions, by name.
+README_REGIONS: dict[str, Callable[[], list[str]]] = {
+    "revcent-connection": readme_connection_table,
+    "gcp-connection": readme_gcp_table,
+    "operator-arguments": readme_arguments_table,
+}
+
+
+def render_readme(text: str) -> str:
+    """``text`` (the README) with each generated region replaced by what the code says now."""
+    for name, table in README_REGIONS.items():
+        begin = f"<!-- generated: {name} (python -m devtools.gen_reference; do not edit) -->"
+        end = f"<!-- end generated: {name} -->"
+        pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), flags=re.S)
+        found = pattern.search(text)
+        if found is None:
+            raise SystemExit(f"README.md has no region {begin} ... {end}")
+        # Spliced, not re.sub: a backslash in a table stays as written.
+        text = text[:found.start()] + "\n".join([begin, *table(), end]) + text[found.end():]
+    return text
 
 
 def main() -> int:
     TARGET.parent.mkdir(exist_ok=True)
     TARGET.write_text(render())
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    README.write_text(render_readme(README.read_text()))
+    print(f"wrote {TARGET.relative_to(ROOT)} and the generated tables of {README.relative_to(ROOT)}")
     return 0
 
 

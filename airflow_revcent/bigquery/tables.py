@@ -40,7 +40,9 @@ class TableRef:
         if not match:
             raise RevCentConfigError(
                 f"{name}={value!r} is not a BigQuery table name; write 'dataset.table' or "
-                "'project.dataset.table' (letters, digits and underscores; no backticks needed)."
+                "'project.dataset.table' (project: lowercase letters, digits and hyphens, starting with a letter, "
+                "or 'example.com:project'; dataset: letters, digits and underscores; table: letters, digits, "
+                "underscores and hyphens; no backticks needed)."
             )
         return match["project"], match["dataset"], match["table"]
 

@@ -168,6 +168,10 @@ class RevCentHook(BaseHook):
         self._requests_lock = threading.Lock()
         #: HTTP requests sent by this hook (retries included).
         self.requests_sent = 0
+        #: Requests sent again after a retryable failure (each wait before another attempt counts one).
+        self.retries = 0
+        #: Answers that were HTTP 429 (throttled).
+        self.throttled = 0
 
     # -- connection -----------------------------------------------------------------------------
     @cached_property
@@ -306,6 +310,8 @@ class RevCentHook(BaseHook):
                                                   query=urlencode(params))
             except RevCentTransientError as exc:
                 if exc.status == 429:
+                    with self._requests_lock:
+                        self.throttled += 1
                     self.pacer.on_throttle(sent_at, exc.retry_after)
                 raise
             self.pacer.on_success(sent_at)
@@ -349,6 +355,8 @@ class RevCentHook(BaseHook):
         return b"".join(chunks), response
 
     def _log_retry(self, exc: BaseException | None, attempt: int, attempts: int, wait_s: float) -> None:
+        with self._requests_lock:
+            self.retries += 1
         self.log.warning("%s (attempt %d of %d); retrying in %.1f s", exc, attempt, attempts, wait_s)
 
     # -- windows --------------------------------------------------------------------------------

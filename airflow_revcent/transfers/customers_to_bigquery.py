@@ -12,7 +12,7 @@ import hashlib
 import re
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -133,6 +133,35 @@ class Extraction:
     @property
     def mismatches(self) -> list[str]:
         return [self.mismatch_by_window[i] for i in sorted(self.mismatch_by_window)]
+
+
+def closing_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The run's closing log lines, from its summary: what was read and what it cost, what the load did and
+    which job applied it, and how long each phase took. Each line stands alone in a log viewer.
+
+    :param summary: what :meth:`CustomersToBigQueryOperator.execute` returns.
+    """
+    def count(n: int, one: str, many: str) -> str:
+        return f"{n} {one if n == 1 else many}"
+
+    read = (f"Read {summary['records_loaded']} customers from {count(summary['windows'], 'window', 'windows')} "
+            f"({summary['skipped_records']} skipped as invalid) with "
+            f"{count(summary['requests'], 'request', 'requests')} ({count(summary['retries'], 'retry', 'retries')}, "
+            f"{summary['throttled']} answered 429) in {summary['extract_seconds']:.1f} s")
+    loaded = f"Loaded {summary['records_loaded']} customers into {summary['destination']}: "
+    jobs = summary["bigquery_job_ids"]
+    if summary["already_applied"]:
+        loaded += f"an earlier attempt's BigQuery job {jobs[-1]} already applied them; nothing was applied again"
+    elif not jobs:
+        loaded += "nothing to apply"
+    else:
+        # The applying transaction is the last job; the load jobs into the staging table come before it.
+        loaded += (f"{summary['rows_inserted']} inserted, {summary['rows_updated']} updated, "
+                   f"{summary['rows_unchanged']} unchanged; applied by BigQuery job {jobs[-1]} "
+                   f"({len(jobs)} jobs in all: bigquery_job_ids in the summary)")
+    took = (f"Took {summary['seconds']:.1f} s: set-up and reading {summary['extract_seconds']:.1f} s, loading "
+            f"and applying {summary['load_seconds']:.1f} s")
+    return [read, loaded + f" in {summary['load_seconds']:.1f} s", took]
 
 
 def _project_id(project_id: Any) -> str | None:
@@ -402,20 +431,25 @@ class CustomersToBigQueryOperator(BaseOperator):
             self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
                              ", ".join(f"{p} ({n})" for p, n in unknown.items()))
         seconds = time.monotonic() - started
-        self.log.info("Loaded %d customers into %s (%s inserted, %s updated) in %.1f s", writer.rows,
-                      destination.table, applied.rows_inserted, applied.rows_updated, seconds)
         self._lineage = {"base_url": self.revcent_hook.settings.base_url, "table": destination.table,
                          "rows": writer.rows, "columns": destination.columns}
-        return {
+        hook = self.revcent_hook
+        changed = (None if applied.rows_inserted is None or applied.rows_updated is None
+                   else applied.rows_inserted + applied.rows_updated)
+        summary = {
             "destination": str(destination.table),
             "interval_start": interval.start_iso,
             "interval_end": interval.end_iso,
             "read_start": read.start_iso,
             "windows": len(windows),
-            "requests": self.revcent_hook.requests_sent,
+            "requests": hook.requests_sent,
+            "retries": hook.retries,
+            "throttled": hook.throttled,
             "records_loaded": writer.rows,
             "rows_inserted": applied.rows_inserted,
             "rows_updated": applied.rows_updated,
+            # Read but not written: the same content as stored, or a stored version read later than this one.
+            "rows_unchanged": None if changed is None else max(0, writer.rows - changed),
             "already_applied": applied.already_applied,
             "bigquery_job_ids": applied.job_ids,
             "skipped_records": extraction.skipped,
@@ -428,6 +462,9 @@ class CustomersToBigQueryOperator(BaseOperator):
             "load_seconds": round(seconds - extraction.seconds, 3),
             "seconds": round(seconds, 3),
         }
+        for line in closing_lines(summary):
+            self.log.info("%s", line)
+        return summary
 
     # -- the steps ----------------------------------------------------------------------------
     def resolve_interval(self, context: Context, *, now: datetime) -> Interval:
@@ -589,10 +626,11 @@ class CustomersToBigQueryOperator(BaseOperator):
                     done: int) -> None:
         elapsed = time.monotonic() - started
         left = elapsed / done * (total - done)
+        # Windows are read concurrently: the run's total includes customers of windows still being read.
         self.log.info(
-            "Window %d/%d %s: %d pages, %d customers, %.1f s%s | progress %d/%d windows, %d customers, "
-            "%.0f/s, ~%.0f s left",
-            index + 1, total, stats.window, stats.requests, stats.records, stats.seconds,
+            "Window %d/%d %s done: %d customers from %d pages in %.1f s%s. Run so far: %d of %d windows done, "
+            "%d customers from all windows, %.0f customers/s, about %.0f s left",
+            index + 1, total, stats.window, stats.records, stats.requests, stats.seconds,
             f" ({stats.passes} passes: results shifted while paging)" if stats.passes > 1 else "",
             done, total, rows, rows / elapsed if elapsed else 0.0, left,
         )

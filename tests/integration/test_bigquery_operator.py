@@ -41,9 +41,14 @@ def proxied(monkeypatch, sandbox, bq_proxy, bigquery_server):
 
 def test_every_job_is_labelled_and_named_after_its_dag_and_task(store, proxied, bq_proxy, table_name):
     _, client = proxied(store)
-    run_operator(destination_table=table_name, labels={"team": "data-eng"},
-                 context={"ti": SimpleNamespace(dag_id="Revcent.Daily", task_id="to_bq", map_index=-1, try_number=1)},
-                 **RANGE)
+    summary = run_operator(destination_table=table_name, labels={"team": "data-eng"},
+                           context={"ti": SimpleNamespace(dag_id="Revcent.Daily", task_id="to_bq", map_index=-1,
+                                                          try_number=1)},
+                           **RANGE)
+    # The task log names the last job as the one that applied the run.
+    assert summary["bigquery_job_ids"][-1].startswith("revcent_apply_Revcent_Daily__to_bq_")
+    assert summary["rows_inserted"] == summary["records_loaded"] == len(store.truth(START, END))
+    assert summary["rows_unchanged"] == 0
     jobs = [e.body for e in bq_proxy.requests if e.method == "POST" and "/jobs" in e.path
             and isinstance(e.body, dict) and "configuration" in e.body]
     assert len(jobs) >= 3  # the lock's first row, the load, the count and the transaction

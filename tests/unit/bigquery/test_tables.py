@@ -29,6 +29,18 @@ def test_malformed_table_names_are_refused(text):
         TableRef.parse(text, default_project="p")
 
 
+def test_the_malformed_name_message_states_the_rules_the_check_applies():
+    # Hyphens are accepted in the project and the table (test_table_names), never in the dataset.
+    assert TableRef.parse("my-proj.ds.daily-customers", default_project=None).table == "daily-customers"
+    with pytest.raises(RevCentConfigError) as info:
+        TableRef.parse("my-proj.re-vcent.customers", default_project="p")
+    message = str(info.value)
+    assert "'my-proj.re-vcent.customers'" in message
+    assert ("project: lowercase letters, digits and hyphens" in message
+            and "dataset: letters, digits and underscores" in message
+            and "table: letters, digits, underscores and hyphens" in message)
+
+
 def test_a_table_without_project_needs_a_default():
     with pytest.raises(RevCentConfigError, match="names no project"):
         TableRef.parse("ds.t", default_project=None)

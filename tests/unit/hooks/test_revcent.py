@@ -160,6 +160,18 @@ def test_transient_failures_are_retried_through_the_pacer_and_counted(connection
     assert pacer.calls == ["acquire", "acquire", "acquire", "throttle 0.0", "acquire", "success"]
 
 
+def test_retries_and_429_answers_are_counted_for_the_task_log(connection):
+    hook, session, _ = wired(FakeResponse(503, b""), FakeResponse(429, b"", {"Retry-After": "0"}),
+                             FakeResponse(429, b""), FakeResponse(200, page_body()))
+    assert (hook.retries, hook.throttled) == (0, 0)
+    assert hook.get_customers_page(100, 200, 1).total_count == 1
+    assert (hook.requests_sent, hook.retries, hook.throttled) == (len(session.sent), 3, 2) == (4, 3, 2)
+    hook, _, _ = wired(FakeResponse(401, b""))
+    with pytest.raises(RevCentAuthError):
+        hook.get_customers_page(100, 200, 1)
+    assert (hook.requests_sent, hook.retries, hook.throttled) == (1, 0, 0)
+
+
 def test_a_rejected_key_fails_at_once(connection):
     hook, _, _ = wired(FakeResponse(401, b""))
     with pytest.raises(RevCentAuthError, match="rejected the API key"):

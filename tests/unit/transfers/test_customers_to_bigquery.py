@@ -131,6 +131,7 @@ class FakeHook:
 
     def __init__(self, calls: list[str], batches):
         self.calls, self.batches, self.requests_sent = calls, batches, 0
+        self.retries, self.throttled = 2, 1
         self.settings = type("S", (), {"base_url": "http://revcent.invalid"})()
 
     def check_connection(self):
@@ -232,3 +233,88 @@ def test_a_count_mismatch_with_fail_loads_nothing(tmp_path, monkeypatch):
     with pytest.raises(RevCentCountMismatchError, match="total_count is 2 but 1 distinct"):
         op.execute({"run_id": "r"})
     assert fake.loads == [] and not any(c.startswith("apply") for c in calls)
+
+
+class LogRecorder:
+    """Stands in for the operator's logger: the formatted messages, by level."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message, *args):
+        self.lines.append(("info", message % args))
+
+    def warning(self, message, *args):
+        self.lines.append(("warning", message % args))
+
+
+def _summary(**changes):
+    summary = {"destination": "p.ds.customers", "windows": 2, "requests": 38, "retries": 3, "throttled": 1,
+               "records_loaded": 893, "rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 893,
+               "already_applied": False, "skipped_records": 2,
+               "bigquery_job_ids": ["revcent_load_a", "revcent_apply_b"],
+               "extract_seconds": 12.25, "load_seconds": 4.5, "seconds": 16.75}
+    return summary | changes
+
+
+def test_the_closing_lines_say_what_was_read_what_changed_which_job_applied_it_and_how_long():
+    from airflow_revcent.transfers.customers_to_bigquery import closing_lines
+
+    assert closing_lines(_summary()) == [
+        "Read 893 customers from 2 windows (2 skipped as invalid) with 38 requests (3 retries, 1 answered 429) "
+        "in 12.2 s",
+        "Loaded 893 customers into p.ds.customers: 0 inserted, 0 updated, 893 unchanged; applied by BigQuery job "
+        "revcent_apply_b (2 jobs in all: bigquery_job_ids in the summary) in 4.5 s",
+        "Took 16.8 s: set-up and reading 12.2 s, loading and applying 4.5 s",
+    ]
+    again = closing_lines(_summary(already_applied=True, rows_inserted=None, rows_updated=None,
+                                   rows_unchanged=None, bigquery_job_ids=["revcent_apply_b"], windows=1))
+    assert again[0].startswith("Read 893 customers from 1 window (")
+    assert again[1] == ("Loaded 893 customers into p.ds.customers: an earlier attempt's BigQuery job revcent_apply_b "
+                        "already applied them; nothing was applied again in 4.5 s")
+    empty = closing_lines(_summary(records_loaded=0, rows_inserted=0, rows_unchanged=0, bigquery_job_ids=[]))
+    assert empty[1] == "Loaded 0 customers into p.ds.customers: nothing to apply in 4.5 s"
+
+
+def test_a_run_logs_its_windows_and_closing_lines_with_the_hooks_counts(tmp_path, monkeypatch):
+    from airflow_revcent.api.reader import WindowBatch
+    from airflow_revcent.bigquery.tables import TableRef
+    from airflow_revcent.paging import WindowStats
+
+    def batches(windows):
+        [window] = windows
+        people = [_customer(i, window.start + i) for i in range(5)]
+        yield WindowBatch(0, window, people, total_count=5, received_at=1_767_225_600.0,
+                          finished=WindowStats(window, requests=1, records=5, total_count=5, distinct=5))
+
+    op = make(date_start="2026-01-01", date_end="2026-01-02", tmp_dir=str(tmp_path))
+    calls: list[str] = []
+    op.__dict__["revcent_hook"] = FakeHook(calls, batches)
+    fake = FakeDestination(calls, None, TableRef("p", "ds", "t"))
+
+    def destination(api_columns, context):
+        fake.api_columns = fake.columns = api_columns
+        return fake
+
+    def apply(load):
+        from airflow_revcent.bigquery.destination import ApplyResult
+
+        return ApplyResult(job_ids=["revcent_load_1", "revcent_apply_2"], rows_loaded=5, rows_inserted=2,
+                           rows_updated=1)
+
+    monkeypatch.setattr(op, "_destination", destination)
+    monkeypatch.setattr(fake, "apply", apply)
+    recorder = LogRecorder()
+    monkeypatch.setattr(CustomersToBigQueryOperator, "log", property(lambda self: recorder))
+    summary = op.execute({"run_id": "r"})
+    assert (summary["requests"], summary["retries"], summary["throttled"]) == (1, 2, 1)
+    assert (summary["rows_inserted"], summary["rows_updated"], summary["rows_unchanged"]) == (2, 1, 2)
+    infos = [line for level, line in recorder.lines if level == "info"]
+    [window] = [line for line in infos if line.startswith("Window ")]
+    assert " done: 5 customers from 1 pages in " in window and "Run so far: 1 of 1 windows done, 5 customers" in window
+    read, loaded, took = infos[-3:]
+    assert read.startswith("Read 5 customers from 1 window (0 skipped as invalid) with 1 request (2 retries, "
+                           "1 answered 429) in ")
+    assert loaded.startswith("Loaded 5 customers into p.ds.t: 2 inserted, 1 updated, 2 unchanged; applied by "
+                             "BigQuery job revcent_apply_2 (2 jobs in all")
+    assert took.startswith("Took ") and ", loading and applying " in took
