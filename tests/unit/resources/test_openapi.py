@@ -5,12 +5,12 @@ import json
 import pytest
 
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.resources import OpenAPIDocument
+from airflow_revcent.resources import OpenAPIDocument, Operation
 from airflow_revcent.spec import load_spec
 from tests.unit.resources.synthetic import synthetic_document
 
 
-def _ops(doc: OpenAPIDocument) -> dict[tuple[str, str], object]:
+def _ops(doc: OpenAPIDocument) -> dict[tuple[str, str], Operation]:
     return {(op.method, op.path): op for op in doc.operations()}
 
 
@@ -52,7 +52,8 @@ def test_path_item_parameters_are_shared_and_the_operations_win():
         ({"Node": {"$ref": "#/components/schemas/A"}, "A": {"items": {"$ref": "#/components/schemas/B"}},
           "B": {"$ref": "#/components/schemas/A"}},
          r"cycle: #/components/schemas/A -> #/components/schemas/B -> #/components/schemas/A"),
-        ({"Node": {"$ref": "#/components/schemas/Missing"}}, r"\$ref '#/components/schemas/Missing'.*points at nothing"),
+        ({"Node": {"$ref": "#/components/schemas/Missing"}},
+         r"\$ref '#/components/schemas/Missing'.*points at nothing"),
         ({"Node": {"$ref": "other.json#/components/schemas/X"}}, r"'other.json#/components/schemas/X'.*outside"),
     ],
 )

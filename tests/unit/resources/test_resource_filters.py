@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -20,7 +21,8 @@ def doc() -> OpenAPIDocument:
 
 def test_nothing_set_is_no_filter(doc):
     sales = find_resource(doc, "sales")
-    for empty in (None, {}, {"currency_filter": None}, {"currency_filter": []}):
+    empties: tuple[dict[str, Any] | None, ...] = (None, {}, {"currency_filter": None}, {"currency_filter": []})
+    for empty in empties:
         assert validate_filters(sales, empty) == Filters()
     assert not Filters().active and Filters().to_params() == []
 
