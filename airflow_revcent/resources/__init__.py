@@ -17,6 +17,7 @@ from airflow_revcent.resources.descriptor import (
     list_resources,
     packaged_document,
     parse_max_window,
+    read_resources,
 )
 from airflow_revcent.resources.openapi import OpenAPIDocument, Operation
 
@@ -31,4 +32,5 @@ __all__ = [
     "list_resources",
     "packaged_document",
     "parse_max_window",
+    "read_resources",
 ]

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from airflow_revcent.columns import METADATA_COLUMNS, Column
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.resources.descriptor import Resource, find_resource, list_resources, packaged_document
+from airflow_revcent.resources.descriptor import Resource, find_resource, packaged_document, read_resources
 from airflow_revcent.resources.openapi import OpenAPIDocument
 
 
@@ -61,7 +61,7 @@ def resource_summary(resource: Resource) -> dict[str, Any]:
 
 
 def _print_list(document: OpenAPIDocument, out: TextIO) -> None:
-    resources = list_resources(document)
+    resources, unreadable = read_resources(document)
     server = next((r.server for r in resources if r.server), None)
     print(f"List resources in {document.source}" + (f" ({server})" if server else "") + ":", file=out)
     rows = [("name", "operationId", "path", "window", "totals", "filters")]
@@ -72,6 +72,8 @@ def _print_list(document: OpenAPIDocument, out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1], file=out)
+    for op, why in unreadable:
+        print(f"Not readable: {op.operation_id or op.path} ({op.path}): {why}", file=out)
     print("Show one with: python -m airflow_revcent resources NAME [--spec FILE]", file=out)
 
 
@@ -99,9 +101,13 @@ def _show_list(document: OpenAPIDocument, out: TextIO, *, as_json: bool) -> None
     if not as_json:
         _print_list(document, out)
         return
-    listed = [{"name": r.name, "operation_id": r.operation_id, "path": r.path, "date_ranged": r.date_ranged,
-               "max_window_days": r.max_window.total_seconds() / 86400, "filters": [f.name for f in r.filters]}
-              for r in list_resources(document)]
+    resources, unreadable = read_resources(document)
+    listed = {
+        "resources": [{"name": r.name, "operation_id": r.operation_id, "path": r.path, "date_ranged": r.date_ranged,
+                       "max_window_days": r.max_window.total_seconds() / 86400,
+                       "filters": [f.name for f in r.filters]} for r in resources],
+        "unreadable": [{"operation_id": op.operation_id, "path": op.path, "error": why} for op, why in unreadable],
+    }
     print(json.dumps(listed, indent=2), file=out)
 
 

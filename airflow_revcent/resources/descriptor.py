@@ -11,7 +11,7 @@ are RevCent's convention; a resource that differs overrides them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache, cached_property
@@ -168,7 +168,7 @@ class Resource:
     max_window: timedelta
     date_ranged: bool
     filters: tuple[FilterParam, ...]
-    item_schema: Mapping[str, Any] = field(compare=False, repr=False)
+    item_schema: Mapping[str, Any] = field(hash=False, repr=False)
     key_field: str = DEFAULT_KEY_FIELD
     created_field: str = DEFAULT_CREATED_FIELD
     has_total_count: bool = False
@@ -204,7 +204,7 @@ def _list_resource(op: Operation) -> Resource | None:
     return Resource(
         operation_id=op.operation_id,
         path=op.path,
-        name=op.path.rstrip("/").rsplit("/", 1)[-1],
+        name=_name(op.path),
         server=op.server,
         description=op.description,
         max_window=parse_max_window(op.description),
@@ -216,16 +216,43 @@ def _list_resource(op: Operation) -> Resource | None:
     )
 
 
-def list_resources(document: OpenAPIDocument) -> tuple[Resource, ...]:
-    """Every list resource of the document (date-ranged or not), in the document's order.
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def read_resources(document: OpenAPIDocument) -> tuple[tuple[Resource, ...], tuple[tuple[Operation, str], ...]]:
+    """Every list resource of the document, and every ``GET`` operation that could not be read, with why.
 
     :param document: RevCent's OpenAPI document.
     """
-    return tuple(r for r in map(_list_resource, document.operations()) if r is not None)
+    resources: list[Resource] = []
+    unreadable: list[tuple[Operation, str]] = []
+    for op in document.operations():
+        if op.method != "get":
+            continue
+        try:
+            resource = _list_resource(op)
+        except RevCentConfigError as exc:
+            unreadable.append((op, str(exc)))
+            continue
+        if resource is not None:
+            resources.append(resource)
+    return tuple(resources), tuple(unreadable)
 
 
-def _offered(resources: Iterable[Resource]) -> str:
-    listed = [f"{r.name} ({r.operation_id})" for r in resources if r.date_ranged]
+def list_resources(document: OpenAPIDocument) -> tuple[Resource, ...]:
+    """Every list resource of the document (date-ranged or not), in the document's order.
+
+    An operation whose schema cannot be read (a broken or cyclic ``$ref``) is left out here;
+    :func:`find_resource` names its problem when it is asked for, and :func:`read_resources` lists them.
+
+    :param document: RevCent's OpenAPI document.
+    """
+    return read_resources(document)[0]
+
+
+def _offered(document: OpenAPIDocument) -> str:
+    listed = [f"{r.name} ({r.operation_id})" for r in list_resources(document) if r.date_ranged]
     return ", ".join(listed) if listed else "none"
 
 
@@ -242,22 +269,28 @@ def find_resource(
     :param name: ``"sales"``, ``"tax"`` or ``"GetSales"`` (case does not matter).
     :param key_field: the item's identifying field, when not ``id``.
     :param created_field: the item's creation time (unix seconds), when not ``created_date_unix``.
-    :raises RevCentConfigError: the document has no such list, it is not date-ranged, or its items lack
-        the key or creation field; the message lists the resources the document offers.
+    :raises RevCentConfigError: the document has no such list, it is not date-ranged, its schema has a
+        broken ``$ref``, or its items lack the key or creation field; the message lists the resources the
+        document offers.
     """
-    resources = list_resources(document)
     wanted = str(name).strip().lower()
-    match = next((r for r in resources if wanted in (r.name.lower(), r.operation_id.lower())), None)
-    if match is None:
+    matches = [op for op in document.operations()
+               if op.method == "get" and wanted in (_name(op.path).lower(), op.operation_id.lower())]
+    # Only the operations asked for are read, so their $ref problems are raised and named here.
+    built = [r for r in map(_list_resource, matches) if r is not None]
+    match = next((r for r in built if r.date_ranged), None)
+    if match is None and built:
+        other = built[0]
         raise RevCentConfigError(
-            f"{document.source} has no list resource {name!r}. The list resources it offers: "
-            f"{_offered(resources)}. Give one of these names (or its operationId)."
-        )
-    if not match.date_ranged:
-        raise RevCentConfigError(
-            f"{match.name!r} ({match.operation_id}, {match.path}) is a list without a date range (no date_start and "
+            f"{other.name!r} ({other.operation_id}, {other.path}) is a list without a date range (no date_start and "
             f"date_end), so it cannot be landed window by window. The date-ranged list resources of "
-            f"{document.source}: {_offered(resources)}."
+            f"{document.source}: {_offered(document)}."
+        )
+    if match is None:
+        what = (f"{name!r} ({matches[0].operation_id}, {matches[0].path}) is not a list operation (its 200 response "
+                "has no results array)") if matches else f"{document.source} has no list resource {name!r}"
+        raise RevCentConfigError(
+            f"{what}. The list resources it offers: {_offered(document)}. Give one of these names (or its operationId)."
         )
     key = key_field or match.key_field
     created = created_field or match.created_field

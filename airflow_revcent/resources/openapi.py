@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,15 +29,19 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 
 @dataclass(frozen=True)
 class Operation:
-    """One operation of the document, its parameters and 200 response schema resolved.
+    """One operation of the document; its parameters and 200 response schema are resolved when first read.
+
+    Resolving lazily keeps one broken or self-referencing schema elsewhere in the document from stopping
+    the operations that do not use it.
 
     :param method: the lower-case HTTP method.
     :param path: the request path from the host on (a server URL's own path is prepended).
     :param server: ``scheme://host`` of the first server, or ``None`` when the document names none.
     :param operation_id: the operation's ``operationId`` (``""`` when it has none).
     :param description: the operation's description.
-    :param parameters: the path item's and the operation's parameters, refs resolved (the operation's win).
-    :param response_schema: the JSON schema of the 200 response, refs resolved; ``{}`` when there is none.
+    :param document: the document the operation belongs to (its refs point into it).
+    :param raw: the operation object as the document holds it.
+    :param shared_parameters: the path item's parameters, unresolved.
     """
 
     method: str
@@ -44,8 +49,20 @@ class Operation:
     server: str | None
     operation_id: str
     description: str
-    parameters: tuple[Mapping[str, Any], ...]
-    response_schema: Mapping[str, Any]
+    document: OpenAPIDocument = field(repr=False, compare=False)
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    shared_parameters: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+    @cached_property
+    def parameters(self) -> tuple[Mapping[str, Any], ...]:
+        """The path item's and the operation's parameters, refs resolved (the operation's win a name)."""
+        own = self.raw.get("parameters") or ()
+        return _merge_parameters(self.document.resolve(list(self.shared_parameters)), self.document.resolve(own))
+
+    @cached_property
+    def response_schema(self) -> Mapping[str, Any]:
+        """The JSON schema of the 200 response, refs resolved; ``{}`` when there is none."""
+        return _success_schema(self.document.resolve(self.raw.get("responses", {})))
 
 
 def _pointer_parts(ref: str) -> list[str]:
@@ -147,17 +164,18 @@ class OpenAPIDocument:
         return {key: self.resolve(value, _chain) for key, value in node.items()}
 
     def operations(self) -> Iterator[Operation]:
-        """Every operation of every path, in the document's order, refs resolved."""
+        """Every operation of every path, in the document's order (refs resolved when they are read)."""
         server = self.servers[0] if self.servers else None
         base, prefix = _split_server(server)
         paths = self._doc.get("paths") or {}
         if not isinstance(paths, Mapping):
             raise RevCentConfigError(f"{self.source} has 'paths' of type {type(paths).__name__}; it must be an object.")
         for path, raw_item in paths.items():
-            item = self.resolve(raw_item)
+            # A path item may itself be a $ref (to components/pathItems); its operations resolve later.
+            item = self.lookup(raw_item["$ref"]) if isinstance(raw_item, Mapping) and "$ref" in raw_item else raw_item
             if not isinstance(item, Mapping):
                 continue
-            shared = item.get("parameters", ())
+            shared = item.get("parameters") or ()
             for method in HTTP_METHODS:
                 op = item.get(method)
                 if not isinstance(op, Mapping):
@@ -168,8 +186,9 @@ class OpenAPIDocument:
                     server=base,
                     operation_id=str(op.get("operationId", "")),
                     description=str(op.get("description") or op.get("summary") or ""),
-                    parameters=_merge_parameters(shared, op.get("parameters", ())),
-                    response_schema=_success_schema(op.get("responses", {})),
+                    document=self,
+                    raw=op,
+                    shared_parameters=tuple(shared),
                 )
 
 

@@ -80,3 +80,19 @@ def test_runs_as_a_module(spec):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "currency_filter" in done.stdout and "list of string in USD, EUR, GBP" in done.stdout
+
+
+def test_the_listing_names_an_operation_it_cannot_read(tmp_path):
+    document = synthetic_document()
+    document["paths"]["/v2/tax"]["get"]["responses"] = {"200": {"$ref": "#/components/responses/Gone"}}
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    code, text = _run("resources", "--spec", str(path), "--json")
+    assert code == 0
+    listed = json.loads(text)
+    assert "tax" not in [r["name"] for r in listed["resources"]] and "sales" in [r["name"] for r in listed["resources"]]
+    [bad] = listed["unreadable"]
+    assert (bad["operation_id"], bad["path"]) == ("GetTaxes", "/v2/tax")
+    assert "'#/components/responses/Gone', which points at nothing" in bad["error"]
+    code, text = _run("resources", "--spec", str(path))
+    assert "Not readable: GetTaxes (/v2/tax):" in text

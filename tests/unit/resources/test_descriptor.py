@@ -123,10 +123,15 @@ def test_a_resource_the_document_lacks_lists_what_it_has(doc):
     assert "functions" not in str(err.value)  # not landable, not offered
 
 
-@pytest.mark.parametrize("name", ["functions", "CreateSale", "GetSale"])
-def test_what_is_not_a_date_ranged_list_is_refused(doc, name):
-    with pytest.raises(RevCentConfigError, match=r"sales \(GetSales\)"):
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("functions", "is a list without a date range"), ("CreateSale", "has no list resource"),
+     ("GetSale", r"'GetSale' \(GetSale, /v2/sales/\{sale_id\}\) is not a list operation")],
+)
+def test_what_is_not_a_date_ranged_list_is_refused(doc, name, why):
+    with pytest.raises(RevCentConfigError, match=why) as err:
         find_resource(doc, name)
+    assert "sales (GetSales), transactions (GetTransactions)" in str(err.value)
 
 
 def test_functions_is_named_as_a_list_without_a_date_range(doc):

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.resources import OpenAPIDocument, Operation
+from airflow_revcent.resources import OpenAPIDocument, Operation, find_resource, read_resources
 from airflow_revcent.spec import load_spec
 from tests.unit.resources.synthetic import synthetic_document
 
@@ -62,8 +63,24 @@ def test_bad_refs_are_named(schemas, message):
     document["components"]["schemas"].update(schemas)
     document["paths"]["/v2/sales"]["get"]["responses"] = {"200": {"content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Node"}}}}}
+    doc = OpenAPIDocument(document, source="doc.json")
+    sales = next(op for op in doc.operations() if op.operation_id == "GetSales")  # listing resolves nothing yet
     with pytest.raises(RevCentConfigError, match=message):
-        list(OpenAPIDocument(document, source="doc.json").operations())
+        _ = sales.response_schema
+    with pytest.raises(RevCentConfigError, match=message):
+        find_resource(doc, "sales")
+    # One broken operation does not stop the others; listing says which could not be read, and why.
+    assert find_resource(doc, "transactions").path == "/v2/transactions"
+    resources, unreadable = read_resources(doc)
+    assert "sales" not in [r.name for r in resources]
+    assert [(op.operation_id, re.search(message, why) is not None) for op, why in unreadable] == [("GetSales", True)]
+
+
+def test_a_path_item_ref_is_followed():
+    document = synthetic_document()
+    document["components"]["pathItems"] = {"Sales": document["paths"].pop("/v2/sales")}
+    document["paths"]["/v2/sales"] = {"$ref": "#/components/pathItems/Sales"}
+    assert find_resource(OpenAPIDocument(document), "GetSales").path == "/v2/sales"
 
 
 def test_a_shared_component_used_twice_is_not_a_cycle():
