@@ -97,7 +97,7 @@ def validate_filters(resource: Resource, filters: Mapping[str, Any] | None) -> F
         operation accepts.
     """
     if filters is None:
-        return Filters()
+        filters = {}
     if not isinstance(filters, Mapping):
         raise RevCentConfigError(
             f"filters={filters!r} must be a mapping of parameter name to value(s), e.g. "
@@ -108,6 +108,12 @@ def validate_filters(resource: Resource, filters: Mapping[str, Any] | None) -> F
     if unknown:
         raise RevCentConfigError(
             f"{resource.name} ({resource.operation_id}) has no filter {', '.join(map(repr, unknown))}. "
+            f"It accepts: {_accepted(resource)}."
+        )
+    missing = [p.name for p in resource.filters if p.mandatory and filters.get(p.name) in (None, [], (), "")]
+    if missing:
+        raise RevCentConfigError(
+            f"{resource.name} ({resource.operation_id}) requires {', '.join(map(repr, missing))} in filters. "
             f"It accepts: {_accepted(resource)}."
         )
     values = []

@@ -53,6 +53,7 @@ def resource_summary(resource: Resource) -> dict[str, Any]:
         "created_field": resource.created_field,
         "has_total_count": resource.has_total_count,
         "has_total_pages": resource.has_total_pages,
+        "max_page_size": resource.max_page_size,
         "filters": [{"name": f.name, "accepts": f.summary()} for f in resource.filters],
         "columns": [{"name": name, "type": c.type, "mode": c.mode, "description": c.description}
                     for name, c in _flat(resource.columns)],
@@ -82,7 +83,8 @@ def _print_resource(resource: Resource, out: TextIO) -> None:
     print(f"{resource.name} ({resource.operation_id}): GET {where}", file=out)
     print(f"  window   at most {_days(resource)} per request", file=out)
     print(f"  key      {resource.key_field}; creation time {resource.created_field} (unix seconds)", file=out)
-    print(f"  paging   {_paging(resource)}", file=out)
+    size = f"; at most {resource.max_page_size} items a page" if resource.max_page_size else ""
+    print(f"  paging   {_paging(resource)}{size}", file=out)
     print("  filters" + ("" if resource.filters else "  none"), file=out)
     width = max((len(f.name) for f in resource.filters), default=0)
     for f in resource.filters:

@@ -75,6 +75,7 @@ class FilterParam:
         whose description documents ``METADATA_NAME_EXISTS``).
     :param description: the parameter's description.
     :param value_description: the description (or title) of one value.
+    :param mandatory: whether the operation requires it (``required: true``).
     """
 
     name: str
@@ -91,6 +92,7 @@ class FilterParam:
     defaults: tuple[tuple[str, str], ...] = ()
     description: str = ""
     value_description: str = ""
+    mandatory: bool = False
 
     @property
     def deep_object(self) -> bool:
@@ -111,7 +113,7 @@ class FilterParam:
             kind += f" {{{keys}}}"
         if self.deep_object:
             kind += " (deepObject)"
-        return kind
+        return kind + (", required" if self.mandatory else "")
 
 
 def _filter_param(param: Mapping[str, Any]) -> FilterParam:
@@ -138,6 +140,7 @@ def _filter_param(param: Mapping[str, Any]) -> FilterParam:
                        if "METADATA_NAME_EXISTS" in str(p.get("description", ""))),
         description=str(param.get("description", "")),
         value_description=str(value.get("description") or value.get("title") or ""),
+        mandatory=param.get("required") is True,
     )
 
 
@@ -158,6 +161,7 @@ class Resource:
     :param created_field: the item's creation time (unix seconds), which windows and partitions use.
     :param has_total_count: whether the envelope declares ``total_count``.
     :param has_total_pages: whether the envelope declares ``total_pages``.
+    :param max_page_size: the ``limit`` parameter's maximum, when the document states one.
     """
 
     operation_id: str
@@ -173,6 +177,7 @@ class Resource:
     created_field: str = DEFAULT_CREATED_FIELD
     has_total_count: bool = False
     has_total_pages: bool = False
+    max_page_size: int | None = None
 
     @cached_property
     def columns(self) -> tuple[Column, ...]:
@@ -201,6 +206,7 @@ def _list_resource(op: Operation) -> Resource | None:
         return None
     query = [p for p in op.parameters if p.get("in") == "query"]
     names = {str(p.get("name")) for p in query}
+    limit = next((p.get("schema") or {} for p in query if p.get("name") == "limit"), {})
     return Resource(
         operation_id=op.operation_id,
         path=op.path,
@@ -213,6 +219,7 @@ def _list_resource(op: Operation) -> Resource | None:
         item_schema=results.get("items") or {},
         has_total_count="total_count" in envelope,
         has_total_pages="total_pages" in envelope,
+        max_page_size=limit.get("maximum") if isinstance(limit.get("maximum"), int) else None,
     )
 
 

@@ -83,6 +83,9 @@ class OpenAPIDocument:
                                      f"{type(document).__name__}, not a JSON object.")
         self.source = source
         self._doc: Mapping[str, Any] = _as_full_document(document, source)
+        # A ref resolved once resolves the same everywhere (had it a cycle, that first time would have
+        # raised), so each is resolved once: a document that shares components widely stays linear.
+        self._resolved: dict[str, Any] = {}
 
     @classmethod
     def from_file(cls, path: str | Path) -> OpenAPIDocument:
@@ -140,7 +143,8 @@ class OpenAPIDocument:
         return node
 
     def resolve(self, node: Any, _chain: tuple[str, ...] = ()) -> Any:
-        """``node`` with every ``$ref`` in it replaced by what it points at, recursively.
+        """``node`` with every ``$ref`` in it replaced by what it points at, recursively (do not mutate it:
+        a component used in several places is one object).
 
         Keywords beside a ``$ref`` (OpenAPI 3.1 allows a ``description`` there) override the target's.
 
@@ -158,7 +162,9 @@ class OpenAPIDocument:
                     f"{self.source} has a $ref cycle: {cycle}. A self-referencing schema cannot become a table's "
                     "columns; override the resource's item schema or fix the document."
                 )
-            target = self.resolve(self.lookup(ref), (*_chain, ref))
+            if ref not in self._resolved:
+                self._resolved[ref] = self.resolve(self.lookup(ref), (*_chain, ref))
+            target = self._resolved[ref]
             siblings = {k: self.resolve(v, _chain) for k, v in node.items() if k != "$ref"}
             return {**target, **siblings} if isinstance(target, Mapping) else target
         return {key: self.resolve(value, _chain) for key, value in node.items()}

@@ -61,6 +61,12 @@ def test_parse_max_window(description, days):
     assert parse_max_window(description) == timedelta(days=days)
 
 
+def test_page_size_comes_from_the_limit_parameter(doc):
+    assert find_resource(doc, "sales").max_page_size == 25
+    assert find_resource(doc, "tax").max_page_size == 25  # the operation's limit, not the path item's
+    assert customers_resource().max_page_size == 25
+
+
 def test_envelope_totals(doc):
     by_name = {r.name: r for r in list_resources(doc)}
     assert (by_name["sales"].has_total_count, by_name["sales"].has_total_pages) == (True, True)

@@ -108,3 +108,15 @@ def test_customer_filters_still_take_metadata_filter_objects():
     filters = CustomerFilters.build(metadata_filter=[MetadataFilter("a"), {"name": "b", "value": "c"}])
     assert filters.metadata_filter == (MetadataFilter("a"), MetadataFilter("b", "c"))
     assert CustomerFilters.build(metadata_filter=MetadataFilter("x")).metadata_filter == (MetadataFilter("x"),)
+
+
+def test_a_required_filter_must_be_given():
+    document = synthetic_document()
+    cards = document["paths"]["/v2/customer_cards"]["get"]["parameters"]
+    next(p for p in cards if p.get("name") == "customer_id")["required"] = True
+    resource = find_resource(OpenAPIDocument(document), "customer_cards")
+    assert resource.filter("customer_id").summary().endswith(", required")
+    for given in (None, {}, {"customer_id": None}, {"is_default": True}):
+        with pytest.raises(RevCentConfigError, match=r"customer_cards \(GetCustomerCards\) requires 'customer_id'"):
+            validate_filters(resource, given)
+    assert validate_filters(resource, {"customer_id": ID}).to_params() == [("customer_id", ID)]
