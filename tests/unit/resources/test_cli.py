@@ -96,3 +96,10 @@ def test_the_listing_names_an_operation_it_cannot_read(tmp_path):
     assert "'#/components/responses/Gone', which points at nothing" in bad["error"]
     code, text = _run("resources", "--spec", str(path))
     assert "Not readable: GetTaxes (/v2/tax):" in text
+
+
+def test_the_command_and_the_resources_import_neither_airflow_nor_google():
+    code = ("import sys, airflow_revcent.resources, airflow_revcent.filters, airflow_revcent.resources.cli\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'google'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
