@@ -8,7 +8,10 @@ objects.
 Type mapping: ``string`` -> STRING, ``string/date-time`` -> TIMESTAMP, ``integer`` -> INTEGER
 (``*_unix`` fields keep their integer values), ``number`` -> NUMERIC (every number in the spec is
 a money amount or an average of one, and NUMERIC keeps sums exact), ``boolean`` -> BOOLEAN,
-``object`` -> RECORD, ``array`` -> REPEATED. ``allOf`` parts are merged.
+``object`` -> RECORD, ``array`` -> REPEATED. ``allOf`` parts are merged. An OpenAPI 3.1 type list
+(``["string", "null"]``) maps as its one non-null type. :func:`item_columns` maps any resource's item
+schema (refs already resolved, :mod:`airflow_revcent.resources`); :func:`customer_columns` is the
+customers case.
 """
 
 from __future__ import annotations
@@ -73,21 +76,33 @@ HISTORY_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def _merged_properties(node: Mapping[str, Any]) -> dict[str, Any]:
+def merged_properties(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema's properties with its ``allOf`` parts' merged in (a later part wins a name), in order.
+
+    :param node: an object schema, refs resolved.
+    """
     props: dict[str, Any] = dict(node.get("properties", {}))
     for part in node.get("allOf", ()):
-        props.update(_merged_properties(part))
+        props.update(merged_properties(part))
     return props
+
+
+def _single_type(kind: Any) -> Any:
+    # OpenAPI 3.1 spells a nullable field as a type list; every column is nullable already.
+    if isinstance(kind, list):
+        rest = [k for k in kind if k != "null"]
+        return rest[0] if len(rest) == 1 else kind
+    return kind
 
 
 def _column(name: str, node: Mapping[str, Any], mode: str = "NULLABLE") -> Column:
     description = node.get("description", "")
-    kind = node.get("type")
+    kind = _single_type(node.get("type"))
     if kind == "array":
         item = _column(name, node.get("items", {}), "REPEATED")
         return replace(item, description=description or item.description)
     if kind == "object" or "allOf" in node or "properties" in node:
-        children = tuple(_column(n, child) for n, child in _merged_properties(node).items())
+        children = tuple(_column(n, child) for n, child in merged_properties(node).items())
         return Column(name, "RECORD", mode, description, children)
     if kind == "string":
         return Column(name, "TIMESTAMP" if node.get("format") == "date-time" else "STRING", mode, description)
@@ -97,13 +112,23 @@ def _column(name: str, node: Mapping[str, Any], mode: str = "NULLABLE") -> Colum
     return Column(name, scalar, mode, description)
 
 
+def item_columns(item_schema: Mapping[str, Any], *, key: str = "id", name: str = "item") -> tuple[Column, ...]:
+    """An item schema as columns, in the schema's order; the key column is REQUIRED.
+
+    :param item_schema: the schema of one element of a list response's ``results``, refs resolved.
+    :param key: the field that identifies an item.
+    :param name: what messages call the item (``customer``, ``sale``).
+    """
+    columns = _column(name, item_schema).fields
+    return tuple(replace(c, mode="REQUIRED") if c.name == key else c for c in columns)
+
+
 @cache
 def customer_columns() -> tuple[Column, ...]:
     """The API's customer object as columns, in the spec's order; ``id`` is REQUIRED."""
     spec = load_spec()
     item = spec["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["results"]["items"]
-    columns = _column("customer", item).fields
-    return tuple(replace(c, mode="REQUIRED") if c.name == "id" else c for c in columns)
+    return item_columns(item, name="customer")
 
 
 def table_columns(api_columns: Iterable[Column] | None = None) -> tuple[Column, ...]:
