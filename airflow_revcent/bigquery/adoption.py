@@ -127,8 +127,9 @@ def shape_of(table: object) -> Shape:
     """
     time = getattr(table, "time_partitioning", None)
     ranged = getattr(table, "range_partitioning", None)
-    require = bool(getattr(table, "require_partition_filter", None)
-                   or (time is not None and getattr(time, "require_partition_filter", None)))
+    # Older tables carry the flag inside timePartitioning (read without the client's deprecated property).
+    legacy = time.to_api_repr().get("requirePartitionFilter") if time is not None else None
+    require = bool(getattr(table, "require_partition_filter", None) or legacy)
     required = tuple(f.name for f in (getattr(table, "schema", None) or []) if f.mode == "REQUIRED")
     return Shape(
         time_type=str(time.type_) if time is not None and time.type_ else ("DAY" if time is not None else None),
