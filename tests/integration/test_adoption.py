@@ -1,4 +1,6 @@
-"""A table a team filled before the pipeline (README "On BigQuery's rules", "Rows from elsewhere" and "Tables
+"""Expirations a dataset's defaults put on the pipeline's tables are cleared on every run (the last test).
+
+A table a team filled before the pipeline (README "On BigQuery's rules", "Rows from elsewhere" and "Tables
 the pipeline adopts"): adopted exactly, or refused before any change.
 
 The team table holds a few of the API's columns and 150 sandbox customers with stale values, without any
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -125,3 +127,31 @@ def test_a_team_table_that_requires_a_filter_on_another_column_is_refused_before
     assert not [sql for _, sql in bq_proxy.queries() if not sql.lstrip().upper().startswith("SELECT")]
     with pytest.raises(NotFound):
         client.get_table(f"{table_name.split('.')[0]}._revcent_lock_{table_name.split('.')[1]}")
+
+
+def test_expirations_a_failed_clearing_left_are_cleared_by_the_next_run(store, through_proxy, bq_proxy, table_name):
+    client = through_proxy(store)
+    dataset_name = f"expiring2_{table_name.split('.')[1][:40]}"
+    dataset = bigquery.Dataset(f"{client.project}.{dataset_name}")
+    dataset.default_table_expiration_ms = 3_600_000
+    dataset.default_partition_expiration_ms = 86_400_000
+    client.create_dataset(dataset)
+    table = f"{dataset_name}.customers"
+    # The run that creates the table cannot clear what the dataset put on it (here: refused; or a lost race).
+    bq_proxy.add_fault(bqproxy.Fault("PATCH|PUT", r"/tables/customers$", status=403, reason="accessDenied",
+                                     message="Access Denied: bigquery.tables.update",
+                                     when=lambda body: isinstance(body, dict) and "expirationTime" in body))
+    with pytest.raises(RevCentBigQueryError, match=rf"{dataset_name}\.customers.*expiration_timestamp = NULL"):
+        run_operator(destination_table=table, **RANGE)
+    created = client.get_table(table)
+    # What BigQuery leaves on it (the local server does not apply a dataset's defaults itself).
+    created.expires = created.created + timedelta(milliseconds=3_600_000)
+    partitioning = created.time_partitioning
+    partitioning.expiration_ms = 86_400_000
+    created.time_partitioning = partitioning
+    client.update_table(created, ["expires", "time_partitioning"])
+    assert client.get_table(table).expires is not None
+    run_operator(run_id="manual__next", destination_table=table, **RANGE)
+    after = client.get_table(table)
+    assert after.expires is None and not after.time_partitioning.expiration_ms
+    assert_table_matches(client, table, store.truth(START, END))
