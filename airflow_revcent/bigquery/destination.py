@@ -25,7 +25,12 @@ What follows BigQuery's documented rules rather than the local server's leniency
   :data:`JOB_BUDGET_SECONDS`. Any other job failure fails at once, naming the job and table.
 * **Expiration.** A dataset's default table and partition expirations would apply to a new table
   and delete customers silently: the pipeline clears them on every table it creates (staging
-  tables excepted, which expire on purpose) and says so in the log.
+  tables excepted, which expire on purpose) and says so in the log, and checks its own tables
+  again on every run (that update may have failed or lost a race).
+* **Adoption.** An existing destination is judged on its partitioning before anything changes
+  (:mod:`~airflow_revcent.bigquery.adoption`); rows another writer left without ``_created_at``
+  get it from ``created_date_unix`` in a job of their own before the first apply, or the run
+  refuses when a row has neither.
 * **Clustering** uses only the columns the new table has.
 """
 

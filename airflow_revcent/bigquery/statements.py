@@ -14,6 +14,9 @@ are BigQuery's documented ones, not the local server's:
   those partitions, a table with ``require_partition_filter`` accepts it, and no statement
   modifies more than 4,000 partitions, BigQuery's per-job limit). A long range (a first load of
   many years) is several steps inside the same transaction.
+  ``require_partition_filter`` on another column cannot be met: such a table is refused
+  (:mod:`~airflow_revcent.bigquery.adoption`), and rows written without ``_created_at`` are given it
+  first (:func:`adoption_fill_statement`).
 * **STRUCTs by position.** Values are copied column to column (``SET rec = S.rec``), which BigQuery
   does by position inside a STRUCT: the staging table is built with the target table's own schema
   (same nested fields, same order), so each nested value lands in the field of the same name.
