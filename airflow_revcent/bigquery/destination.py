@@ -25,7 +25,12 @@ What follows BigQuery's documented rules rather than the local server's leniency
   :data:`JOB_BUDGET_SECONDS`. Any other job failure fails at once, naming the job and table.
 * **Expiration.** A dataset's default table and partition expirations would apply to a new table
   and delete customers silently: the pipeline clears them on every table it creates (staging
-  tables excepted, which expire on purpose) and says so in the log.
+  tables excepted, which expire on purpose) and says so in the log, and checks its own tables
+  again on every run (that update may have failed or lost a race).
+* **Adoption.** An existing destination is judged on its partitioning before anything changes
+  (:mod:`~airflow_revcent.bigquery.adoption`); rows another writer left without ``_created_at``
+  get it from ``created_date_unix`` in a job of their own before the first apply, or the run
+  refuses when a row has neither.
 * **Clustering** uses only the columns the new table has.
 """
 
@@ -48,6 +53,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 
+from airflow_revcent.bigquery.adoption import decide, shape_of
 from airflow_revcent.bigquery.fields import (
     add_missing,
     diff_schema,
@@ -58,12 +64,16 @@ from airflow_revcent.bigquery.fields import (
     written_columns,
 )
 from airflow_revcent.bigquery.statements import (
+    CREATED_UNIX_COLUMN,
+    adoption_fill_statement,
     apply_script,
     change_counts_query,
     lock_init_statement,
+    orphan_ids_query,
     partition_steps,
+    unplaced_rows_query,
 )
-from airflow_revcent.bigquery.tables import STAGING_PREFIX, TableRef
+from airflow_revcent.bigquery.tables import LOCK_PREFIX, STAGING_PREFIX, TableRef
 from airflow_revcent.columns import (
     HISTORY_COLUMNS,
     METADATA_COLUMNS,
@@ -191,20 +201,27 @@ class CustomersDestination:
         self.history = history
         self._dataset_defaults: list[str] = []
         self._schemas: dict[TableRef, list[SchemaField]] = {}
+        #: Rows of an adopted table that no bounded statement sees yet (filled by _adopt_rows).
+        self._unplaced = 0
+        #: partition_steps' limits for the destination's partitioning (see adoption.decide).
+        self._step_limits: dict[str, int] = {}
 
     # -- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Make sure the dataset, table, lock and history exist with compatible schemas; clear expired
         staging tables; settle the columns this run writes."""
         self._ensure_dataset()
+        self._check_adoptable()
         existing = self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
         if existing:
             # Fields promoted by earlier runs are API columns now: write them, or values would flip
             # between the column and _unknown_fields from run to run.
             self.wanted_columns = with_promoted(self.wanted_columns, from_schema_fields(existing))
+        self._adopt_rows()
         self._ensure_history()
         self._ensure_lock()
         self._settle_columns()
+        self._keep_own_tables_from_expiring()
         self._drop_stale_staging()
 
     def add_api_columns(self, promotions: Sequence[Promotion]) -> list[Promotion]:
@@ -385,23 +402,148 @@ class CustomersDestination:
 
     def _clear_inherited_expiration(self, ref: TableRef) -> None:
         """A dataset's default expirations apply to every new table; customers must never expire silently."""
-        table = self._get_table(ref)
-        partitioning = table.time_partitioning
-        inherited = bool(table.expires or (partitioning and partitioning.expiration_ms))
-        if not (inherited or self._dataset_defaults):
+        if not self._dataset_defaults:
+            table = self._get_table(ref)
+            partitioning = table.time_partitioning
+            if not (table.expires or (partitioning and partitioning.expiration_ms)):
+                return
+        # Every expiration on a table the pipeline has just created is inherited.
+        self._clear_expirations(ref, lambda table: (True, True), always=self._dataset_defaults != [])
+
+    def _keep_own_tables_from_expiring(self) -> None:
+        """On every run, clear what the dataset's defaults put on the pipeline's own tables (the clearing at
+        creation may have failed or lost a race); warn about an expiration on a table it adopted."""
+        datasets: dict[str, Any] = {}
+        for ref in (self.table, self.history, self.table.lock()):
+            if ref is None:
+                continue
+            table = self._get_table(ref)
+            partitioning = table.time_partitioning
+            if not (table.expires or (partitioning and partitioning.expiration_ms)):
+                continue
+            if not _own_table(table, ref):
+                log.warning(
+                    "Table %s has an expiration (table: %s, partitions: %s ms): BigQuery will delete the customers "
+                    "in it when it passes. The pipeline does not change expirations of a table it did not create; "
+                    "clear them (ALTER TABLE ... SET OPTIONS (expiration_timestamp = NULL, "
+                    "partition_expiration_days = NULL)) unless that is what you want.", ref, table.expires,
+                    partitioning.expiration_ms if partitioning else None)
+                continue
+            if ref.dataset_id not in datasets:
+                datasets[ref.dataset_id] = self.client.get_dataset(ref.dataset_id, retry=API_RETRY)
+            dataset = datasets[ref.dataset_id]
+            self._clear_expirations(ref, functools.partial(_inherited_expirations, dataset=dataset))
+
+    def _clear_expirations(self, ref: TableRef, which: Callable[[Any], tuple[bool, bool]], *,
+                           always: bool = False) -> None:
+        """Clear a table's expiration and/or its partitions' (``which`` says which, given the table read
+        afresh); a concurrent change of the table (412) reads it again. ``always``: send the update even when
+        the table shows none (a server may apply the dataset's defaults after answering)."""
+        for _ in range(JOB_ATTEMPTS):
+            table = self._get_table(ref)
+            partitioning = table.time_partitioning
+            clear_table, clear_partitions = which(table)
+            fields = []
+            if clear_table and table.expires:
+                table.expires = None
+                fields.append("expires")
+            if clear_partitions and partitioning is not None and partitioning.expiration_ms:
+                partitioning.expiration_ms = None
+                table.time_partitioning = partitioning
+                fields.append("time_partitioning")
+            if not fields and not always:
+                return
+            fields = fields or ["expires"]
+            try:
+                self.client.update_table(table, fields, retry=API_RETRY)
+            except google_exceptions.PreconditionFailed:
+                log.info("Table %s changed while its expiration was being cleared; reading it again", ref)
+                time.sleep(random.uniform(0.1, 1.0))  # noqa: S311 - jitter, not security
+                continue
+            except google_exceptions.GoogleAPICallError as exc:
+                raise RevCentBigQueryError(
+                    f"Could not clear the expiration that dataset {ref.dataset_id}'s defaults put on table {ref}: "
+                    f"{exc}. BigQuery would delete its customers when it passes. Clear it yourself (ALTER TABLE "
+                    "... SET OPTIONS (expiration_timestamp = NULL, partition_expiration_days = NULL)) or let the "
+                    "pipeline's identity update the table (bigquery.tables.update), then run again."
+                ) from None
+            log.warning(
+                "Dataset %s has %s; cleared them on the table %s so its rows never expire. To expire data on "
+                "purpose, set an expiration on the table itself (ALTER TABLE ... SET OPTIONS), which the pipeline "
+                "keeps.", ref.dataset_id, " and ".join(self._dataset_defaults) or "a default expiration", ref,
+            )
             return
-        fields = ["expires"]
-        table.expires = None
-        if partitioning is not None:
-            partitioning.expiration_ms = None
-            table.time_partitioning = partitioning
-            fields.append("time_partitioning")
-        self.client.update_table(table, fields, retry=API_RETRY)
-        log.warning(
-            "Dataset %s has %s; cleared them on the new table %s so its rows never expire. To expire data on "
-            "purpose, set an expiration on the table itself (ALTER TABLE ... SET OPTIONS), which the pipeline "
-            "keeps.", ref.dataset_id, " and ".join(self._dataset_defaults) or "a default expiration", ref,
+        raise RevCentBigQueryError(
+            f"Could not clear the expiration of {ref}: the table kept changing concurrently ({JOB_ATTEMPTS} tries). "
+            "Retry the task once other writers of the table are done."
         )
+
+    # -- adoption of a table filled before ----------------------------------------------------
+    def _check_adoptable(self) -> None:
+        """Refuse, before changing anything, a table the bounded statements could not write exactly or at all
+        (see :mod:`~airflow_revcent.bigquery.adoption`), and one holding rows nothing can place; count the rows
+        that :meth:`_adopt_rows` must fill."""
+        try:
+            table = self._get_table(self.table)
+        except google_exceptions.NotFound:
+            return
+        verdict = decide(str(self.table), shape_of(table), [f.name for f in self.schema])
+        if verdict.refusal:
+            raise RevCentBigQueryError(verdict.refusal)
+        if verdict.warning:
+            log.warning("%s", verdict.warning)
+        if verdict.max_days_per_statement:
+            self._step_limits["max_days"] = verdict.max_days_per_statement
+        if verdict.max_days_per_transaction:
+            self._step_limits["max_days_per_transaction"] = verdict.max_days_per_transaction
+        have = {f.name.lower(): f for f in table.schema}
+        created = have.get(PARTITION_COLUMN)
+        if created is not None and created.mode == "REQUIRED":
+            return  # the pipeline's own table: every row has its _created_at
+        unplaced, orphans, examples = self._count_unplaced(created is not None, CREATED_UNIX_COLUMN in have)
+        if orphans:
+            lacking = "" if CREATED_UNIX_COLUMN in have else f" (the table has no {CREATED_UNIX_COLUMN} column)"
+            raise RevCentBigQueryError(
+                f"Table {self.table} holds {orphans} row(s) with neither {PARTITION_COLUMN} nor "
+                f"{CREATED_UNIX_COLUMN}{lacking}, e.g. ids {', '.join(examples)}: the pipeline cannot tell which "
+                "day they belong to, so its next read of those customers would add each a second time. Set "
+                f"{CREATED_UNIX_COLUMN} on them (the customer's creation time in unix seconds) or delete them, then "
+                "run again; nothing was changed."
+            )
+        self._unplaced = unplaced
+
+    def _count_unplaced(self, has_created_at: bool, has_created_unix: bool) -> tuple[int, int, list[str]]:
+        sql = unplaced_rows_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix)
+        row = next(iter(self._query(sql).result(retry=API_RETRY)))
+        unplaced, orphans = int(row["unplaced"] or 0), int(row["orphans"] or 0)
+        examples: list[str] = []
+        if orphans:
+            sql = orphan_ids_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix)
+            examples = [str(r["id"]) for r in self._query(sql).result(retry=API_RETRY)]
+        return unplaced, orphans, examples
+
+    def _adopt_rows(self) -> None:
+        """Fill ``_created_at`` from ``created_date_unix`` on the rows another writer left without it, in a job
+        of its own before any apply, so the bounded statements update them instead of inserting each customer
+        a second time. Idempotent; two runs racing share the job (same id) or the later one fills nothing."""
+        if not self._unplaced:
+            return
+        table = self._get_table(self.table)
+        modified = int(table.modified.timestamp() * 1000) if table.modified else 0
+        base = f"revcent_adopt_{self.job_prefix}{self._epoch(self.table)}_{modified}_{self._unplaced}"
+        job = self._run_job(base, lambda job_id: self._query(adoption_fill_statement(self.table), job_id))
+        log.warning("Adopted %s rows of %s that another writer left without %s: filled it from %s (job %s)",
+                    self._unplaced, self.table, PARTITION_COLUMN, CREATED_UNIX_COLUMN, job.job_id)
+        # Rows another writer added meanwhile would be invisible to this run again: look once more.
+        unplaced, _, _ = self._count_unplaced(True, True)
+        if unplaced:
+            raise RevCentBigQueryError(
+                f"Table {self.table} still holds {unplaced} row(s) without {PARTITION_COLUMN} after job {job.job_id} "
+                f"filled them: another writer is adding rows without it. Stop that writer (or have it set "
+                f"{PARTITION_COLUMN} = TIMESTAMP_SECONDS({CREATED_UNIX_COLUMN})), then run again; nothing else was "
+                "changed."
+            )
+        self._unplaced = 0
 
     def _drop_stale_staging(self) -> None:
         # BigQuery removes expired tables by itself; this also clears what a killed run left in
@@ -432,7 +574,7 @@ class CustomersDestination:
             result.job_ids.append(done.job_id)
             result.already_applied = True
             return result
-        steps = partition_steps(load.first_created, load.last_created)
+        steps = partition_steps(load.first_created, load.last_created, **self._step_limits)
         names = [c.name for c in self.columns]
         staging = self._stage(self.table, load, names, result)
         history_staging = None
@@ -652,6 +794,29 @@ def _expiration_defaults(dataset: Any) -> list[str]:
     if getattr(dataset, "default_partition_expiration_ms", None):
         defaults.append(f"default_partition_expiration_ms={dataset.default_partition_expiration_ms}")
     return defaults
+
+
+#: Descriptions the pipeline gives the tables it creates: a table with one of them is the pipeline's own.
+_OWN_DESCRIPTIONS = (TABLE_DESCRIPTION, HISTORY_DESCRIPTION, LOCK_DESCRIPTION)
+
+
+def _own_table(table: Any, ref: TableRef) -> bool:
+    """A table the pipeline created (its lock, or one still carrying the pipeline's description)."""
+    return ref.table.startswith(LOCK_PREFIX) or getattr(table, "description", None) in _OWN_DESCRIPTIONS
+
+
+def _inherited_expirations(table: Any, dataset: Any) -> tuple[bool, bool]:
+    """Which of a table's expirations its dataset's defaults set at creation: a table expiration exactly the
+    default after the creation time, a partition expiration equal to the default. One the user set on the table
+    differs from those, and is kept."""
+    default_table = getattr(dataset, "default_table_expiration_ms", None)
+    default_partition = getattr(dataset, "default_partition_expiration_ms", None)
+    table_inherited = bool(default_table and table.expires and table.created and abs(
+        (table.expires - table.created).total_seconds() * 1000 - default_table) < 1000)
+    partitioning = table.time_partitioning
+    partition_inherited = bool(default_partition and partitioning is not None
+                               and partitioning.expiration_ms == default_partition)
+    return table_inherited, partition_inherited
 
 
 def _lost_race(errors: str) -> bool:

@@ -14,6 +14,9 @@ are BigQuery's documented ones, not the local server's:
   those partitions, a table with ``require_partition_filter`` accepts it, and no statement
   modifies more than 4,000 partitions, BigQuery's per-job limit). A long range (a first load of
   many years) is several steps inside the same transaction.
+  ``require_partition_filter`` on another column cannot be met: such a table is refused
+  (:mod:`~airflow_revcent.bigquery.adoption`), and rows written without ``_created_at`` are given it
+  first (:func:`adoption_fill_statement`).
 * **STRUCTs by position.** Values are copied column to column (``SET rec = S.rec``), which BigQuery
   does by position inside a STRUCT: the staging table is built with the target table's own schema
   (same nested fields, same order), so each nested value lands in the field of the same name.
@@ -63,12 +66,15 @@ class Step:
                 f"{alias}.`{PARTITION_COLUMN}` {below} TIMESTAMP '{sql_timestamp_text(self.end)}'")
 
 
-def partition_steps(first: datetime, last: datetime, *, max_days: int = MAX_DAYS_PER_STATEMENT) -> list[Step]:
+def partition_steps(first: datetime, last: datetime, *, max_days: int = MAX_DAYS_PER_STATEMENT,
+                    max_days_per_transaction: int = MAX_DAYS_PER_TRANSACTION) -> list[Step]:
     """Whole UTC days from ``first``'s to ``last``'s, in steps of at most ``max_days`` days.
 
     :param first: the earliest ``_created_at`` of the staging rows.
     :param last: the latest.
     :param max_days: the most days (so DAY partitions) one statement may touch.
+    :param max_days_per_transaction: the most days the whole transaction may touch (fewer than the default
+        for a table with more than one partition a day).
     """
     if max_days < 1:
         raise ValueError(f"max_days={max_days!r} must be >= 1")
@@ -76,10 +82,10 @@ def partition_steps(first: datetime, last: datetime, *, max_days: int = MAX_DAYS
     if last_day < first_day:
         raise ValueError(f"last={last.isoformat()} is before first={first.isoformat()}")
     days = (last_day - first_day).days + 1
-    if days > MAX_DAYS_PER_TRANSACTION:
+    if days > max_days_per_transaction:
         raise RevCentConfigError(
             f"The customers to load span {first_day} to {last_day}, more days than one BigQuery transaction may "
-            f"modify partitions for ({MAX_DAYS_PER_TRANSACTION}). Load the range in parts (date_start/date_end)."
+            f"modify partitions for ({max_days_per_transaction}). Load the range in parts (date_start/date_end)."
         )
     # The last day's end: 9999-12-31 has no next day in Python, so the bound is its last microsecond.
     def end_of(d: date) -> datetime:
@@ -214,3 +220,51 @@ def apply_script(
         ]
     statements.append("COMMIT TRANSACTION;")
     return "\n".join(statements)
+
+
+#: The API's creation time, from which ``_created_at`` is derived (as the load files derive it).
+CREATED_UNIX_COLUMN = "created_date_unix"
+
+
+def unplaced_rows_query(destination: TableRef, *, has_created_at: bool, has_created_unix: bool) -> str:
+    """How many rows no bounded statement can see (``_created_at`` NULL or absent), and how many of them
+    nothing can place (``created_date_unix`` NULL or absent) (read-only).
+
+    :param destination: the customers table, before the pipeline changes it.
+    :param has_created_at: the table has a ``_created_at`` column.
+    :param has_created_unix: the table has a ``created_date_unix`` column.
+    """
+    return (f"SELECT COUNT(*) AS unplaced, COUNTIF({_orphan(has_created_unix)}) AS orphans\n"
+            f"FROM {destination.sql()}{_unplaced(has_created_at)}")
+
+
+def orphan_ids_query(destination: TableRef, *, has_created_at: bool, has_created_unix: bool, limit: int = 5) -> str:
+    """A few ids of the rows nothing can place, for the error message (read-only).
+
+    :param destination: the customers table.
+    :param has_created_at: the table has a ``_created_at`` column.
+    :param has_created_unix: the table has a ``created_date_unix`` column.
+    :param limit: how many.
+    """
+    where = _unplaced(has_created_at)
+    orphan = _orphan(has_created_unix)
+    where = f"{where} AND {orphan}" if where else f" WHERE {orphan}"
+    return f"SELECT CAST(`id` AS STRING) AS id FROM {destination.sql()}{where} ORDER BY id LIMIT {int(limit)}"
+
+
+def _unplaced(has_created_at: bool) -> str:
+    return f" WHERE {_q(PARTITION_COLUMN)} IS NULL" if has_created_at else ""
+
+
+def _orphan(has_created_unix: bool) -> str:
+    return f"{_q(CREATED_UNIX_COLUMN)} IS NULL" if has_created_unix else "TRUE"
+
+
+def adoption_fill_statement(destination: TableRef) -> str:
+    """Give the rows another writer left without ``_created_at`` the value the pipeline would have written,
+    so the bounded statements see them. Idempotent: a second run (or a concurrent one) finds nothing to fill.
+
+    :param destination: the customers table (with a nullable ``_created_at``).
+    """
+    return (f"UPDATE {destination.sql()} SET {_q(PARTITION_COLUMN)} = TIMESTAMP_SECONDS({_q(CREATED_UNIX_COLUMN)})\n"
+            f"WHERE {_q(PARTITION_COLUMN)} IS NULL AND {_q(CREATED_UNIX_COLUMN)} IS NOT NULL")

@@ -24,11 +24,14 @@ from airflow_revcent.bigquery.fields import (
     written_columns,
 )
 from airflow_revcent.bigquery.statements import (
+    adoption_fill_statement,
     apply_script,
     change_counts_query,
     lock_init_statement,
     lock_statement,
+    orphan_ids_query,
     partition_steps,
+    unplaced_rows_query,
 )
 from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.columns import HISTORY_COLUMNS, customer_columns, table_columns
@@ -144,3 +147,32 @@ def test_the_check_catches_a_staging_table_in_the_spec_order_against_a_reordered
     tables = {str(DEST): shape(_fresh()), str(STAGE): staging_schema(_fresh(), names), str(DEST.lock()): LOCK_SCHEMA}
     findings = zeta.analyze(apply_script(DEST, STAGE, names, DAY), tables)
     assert any(f.kind == kind for f in findings), findings
+
+
+#: A team's table before the pipeline touched it: a few API columns, its own partitioning column, no ``_``
+#: columns (README "Tables the pipeline adopts"); and the same after the pipeline added its columns.
+TEAM = [SchemaField("id", "STRING"), SchemaField("email", "STRING"), SchemaField("created_date_unix", "INTEGER"),
+        SchemaField("status", "STRING"), SchemaField("loaded_at", "TIMESTAMP")]
+TEAM_EXTENDED = add_missing(TEAM, _fresh())
+TEAM_WITHOUT_CREATED_UNIX = [f for f in TEAM if f.name != "created_date_unix"]
+
+
+@pytest.mark.parametrize(("schema", "sql"), [
+    (TEAM, unplaced_rows_query(DEST, has_created_at=False, has_created_unix=True)),
+    (TEAM, orphan_ids_query(DEST, has_created_at=False, has_created_unix=True)),
+    (TEAM_WITHOUT_CREATED_UNIX, unplaced_rows_query(DEST, has_created_at=False, has_created_unix=False)),
+    (TEAM_WITHOUT_CREATED_UNIX, orphan_ids_query(DEST, has_created_at=False, has_created_unix=False)),
+    (TEAM_EXTENDED, unplaced_rows_query(DEST, has_created_at=True, has_created_unix=True)),
+    (TEAM_EXTENDED, orphan_ids_query(DEST, has_created_at=True, has_created_unix=True)),
+    (TEAM_EXTENDED, adoption_fill_statement(DEST)),
+], ids=["count-before", "ids-before", "count-no-unix", "ids-no-unix", "count-after", "ids-after", "fill"])
+def test_the_adoption_statements_are_valid_googlesql_on_a_team_table(zeta: Checker, schema, sql) -> None:
+    findings = zeta.analyze(sql, {str(DEST): schema})
+    assert findings == [], "\n".join(str(f) for f in findings[:3])
+
+
+def test_the_check_would_catch_a_fill_of_the_wrong_type(zeta: Checker) -> None:
+    # created_date_unix as STRING (a team's own choice): TIMESTAMP_SECONDS takes INT64 only.
+    schema = [SchemaField("created_date_unix", "STRING") if f.name == "created_date_unix" else f
+              for f in TEAM_EXTENDED]
+    assert zeta.analyze(adoption_fill_statement(DEST), {str(DEST): schema})
