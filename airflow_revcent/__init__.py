@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __version__ = "0.1.0"
 
-#: The Airflow pool that shares one RevCent account's request allowance between tasks: its slots divide
-#: the connection extra ``account_requests_per_second`` (see README, "One API allowance for many tasks").
+#: The conventional name of the Airflow pool that shares one RevCent account's request allowance between
+#: tasks: its slots divide the connection extra ``account_requests_per_second`` (see README, "One API
+#: allowance for many tasks"). Airflow does not create it; the sample DAGs use it only when asked
+#: (:data:`API_POOL_ENV`).
 API_POOL = "revcent_api"
+
+#: The environment variable that opts the sample DAGs into a shared pool: the pool's name (normally
+#: :data:`API_POOL`), set where the DAG files are parsed (the dag processor, ``airflow dags test``).
+API_POOL_ENV = "REVCENT_API_POOL"
+
+#: Airflow's own pool, which ``airflow db migrate`` creates on every Airflow.
+DEFAULT_POOL = "default_pool"
+
+
+def api_pool() -> str:
+    """The pool for tasks that call the RevCent account: the one ``$REVCENT_API_POOL`` names, else Airflow's.
+
+    A pool named on a task but missing from Airflow keeps the task scheduled forever (the scheduler
+    only logs a warning), so the sample DAGs name a pool of their own only when the deployment says it
+    created one. Read when the DAG file is parsed: the scheduler takes a task's pool from the parsed DAG.
+    (Not None for "default": a mapped task keeps a None pool as it is.)
+
+    :return: the pool's name: ``$REVCENT_API_POOL``, or :data:`DEFAULT_POOL` when unset or empty.
+    """
+    return os.environ.get(API_POOL_ENV, "").strip() or DEFAULT_POOL
 
 #: The connection form, declared the Airflow 3 way (no FAB/wtforms imports needed).
 CONNECTION_UI: dict[str, Any] = {

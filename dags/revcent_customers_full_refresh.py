@@ -21,7 +21,7 @@ try:
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
     from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[assignment]  # 3.1: its own class
 
-from airflow_revcent import API_POOL
+from airflow_revcent import api_pool
 from airflow_revcent.compat import exponential_backoff
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from airflow_revcent.windows import Interval, parse_instant, split_windows
@@ -58,9 +58,10 @@ with DAG(
     CustomersToBigQueryOperator.partial(
         task_id="reload_chunk",
         destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
-        # One chunk at a time; the pool shares the account's allowance with the daily DAG and backfills.
+        # One chunk at a time. With $REVCENT_API_POOL set, the pool shares the account's allowance with the
+        # daily DAG and backfills; unset, Airflow's default_pool.
         max_active_tis_per_dagrun=1,
-        pool=API_POOL,
+        pool=api_pool(),
         execution_timeout=timedelta(hours=6),
         outlets=[AssetAlias("revcent_customers")],
     ).expand_kwargs(plan_chunks())

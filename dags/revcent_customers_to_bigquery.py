@@ -8,6 +8,8 @@
 * Destination: the Airflow Variable ``revcent_customers_table`` (default ``revcent.customers``),
   read when the task renders, never while the file is parsed.
 * Connections: ``revcent_default`` (password = API key) and ``google_cloud_default``.
+* Pool: Airflow's ``default_pool``, unless ``$REVCENT_API_POOL`` names a pool you created to share the
+  account's allowance (README, "One API allowance for many tasks").
 * Each scheduled run also re-reads the 35 days before its day and updates customers that changed;
   a run you ask for (a ``date_start``/``date_end`` range, a backfill, a manual trigger) reads
   exactly its interval unless it is given the param ``lookback``.
@@ -28,7 +30,7 @@ try:
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]  # 3.1: its own class
 
-from airflow_revcent import API_POOL
+from airflow_revcent import api_pool
 from airflow_revcent.compat import exponential_backoff
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 
@@ -87,9 +89,10 @@ with DAG(
         # The table is known when the task runs; downstream DAGs schedule on this alias
         # (dags/revcent_customers_downstream.py).
         outlets=[AssetAlias("revcent_customers")],
-        # Every task calling the account takes a slot of this pool: with the connection's
-        # account_requests_per_second, they share one allowance (README, "One API allowance for many tasks").
-        pool=API_POOL,
+        # Opt-in ($REVCENT_API_POOL names a pool you created): every task calling the account then takes a
+        # slot of it and, with the connection's account_requests_per_second, they share one allowance
+        # (README, "One API allowance for many tasks"). Unset: Airflow's default_pool, which always exists.
+        pool=api_pool(),
         # on_kill cancels the running BigQuery job when this expires: a timed-out task never commits later.
         execution_timeout=timedelta(hours=6),
     )

@@ -35,8 +35,9 @@ account, or it is a Test-mode key used against Live data (or the reverse). Not r
 threads pause for `Retry-After`, then the pace drops below what the API accepted and recovers gradually). If
 it happens every run, set `max_requests_per_second` on the connection to a rate your account allows, and keep
 `max_concurrency` modest. `max_requests_per_second` is per task: when several tasks call the account at once,
-run them in the pool `revcent_api` and set `account_requests_per_second` and `account_pool_slots` on the
-connection, so that each paces at the account's rate divided by the pool's slots.
+run them in a shared pool (create the pool `revcent_api` and set `REVCENT_API_POOL=revcent_api` where the DAGs
+are parsed) and set `account_requests_per_second` and `account_pool_slots` on the connection, so that each
+paces at the account's rate divided by the pool's slots.
 
 **"Gave up on the window ..., page N after K attempts".** The API kept failing (5xx, resets, timeouts)
 beyond the retry budget. Nothing was loaded; the task can simply be retried. Raise `retry_max_attempts` /
@@ -242,9 +243,9 @@ def revcent_extras() -> list[tuple[str, str, str]]:
         if extra == "verify":
             meaning = "verify TLS certificates; false logs a warning (local sandbox only)"
         if extra.startswith("account_"):
-            meaning = ("the account's request rate, shared by the tasks of the pool `revcent_api`"
+            meaning = ("the account's request rate, shared by the tasks of the pool you opt into (`REVCENT_API_POOL`)"
                        if extra == "account_requests_per_second" else
-                       "the pool `revcent_api`'s slots: each task paces at `account_requests_per_second` / slots")
+                       "that pool's slots: each task paces at `account_requests_per_second` / slots")
         if extra not in defaults or not meaning:
             raise SystemExit(f"devtools/gen_reference.py: give the connection extra {extra!r} a default and a "
                              "meaning.")

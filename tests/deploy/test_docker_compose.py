@@ -97,3 +97,16 @@ def test_environment_names_match_what_the_dag_and_hooks_read(compose):
     default = json.loads(value[value.index(":-") + 2:-1])  # ${NAME:-default}
     assert default["extra"]["is_anonymous"] is True
     assert "sandbox-key" in " ".join(compose["services"]["revcent-sandbox"]["command"])
+
+
+def test_the_sample_dags_opt_into_the_pool_that_the_init_creates(compose):
+    from airflow_revcent import API_POOL, API_POOL_ENV
+
+    env = compose["x-airflow-common"]["environment"]
+    assert env[API_POOL_ENV] == API_POOL
+    init = compose["services"]["airflow-init"]["command"][-1]
+    slots = re.search(rf"airflow pools set {API_POOL} (\d+) ", init)
+    assert slots, init
+    value = env["AIRFLOW_CONN_REVCENT_DEFAULT"].strip()
+    connection = json.loads(value[value.index(":-") + 2:-1])  # ${NAME:-default}
+    assert connection["extra"]["account_pool_slots"] == int(slots.group(1))

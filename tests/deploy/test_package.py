@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,22 @@ def test_wheel_and_sdist_build_and_the_wheel_installs_without_dev_extras(tmp_pat
     providers = subprocess.run([str(venv / "bin" / "airflow"), "providers", "list"], capture_output=True, text=True,
                                env=env, check=False, cwd=tmp_path)
     assert "airflow-provider-revcent" in providers.stdout, providers.stderr[-2000:]
+
+    # The sample DAGs come with the wheel, byte for byte the repository's; the documented copy step puts
+    # them in a DAGs folder where they parse with nothing but the wheel installed.
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {Path(n).name: archive.read(n) for n in archive.namelist()
+                    if n.startswith("airflow_revcent/sample_dags/")}
+    assert packaged == {p.name: p.read_bytes() for p in (ROOT / "dags").glob("*.py")}
+    dags = tmp_path / "home" / "dags"
+    copied = subprocess.run([str(venv / "bin" / "python"), "-m", "airflow_revcent.samples", str(dags)],
+                            capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    assert sorted(p.name for p in dags.glob("*.py")) == sorted(packaged)
+    parsed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import sys; from airflow.dag_processing.dagbag import DagBag; bag = DagBag(sys.argv[1]);"
+         "assert not bag.import_errors, bag.import_errors; print(sorted(bag.dag_ids))", str(dags)],
+        capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    assert "revcent_customers_to_bigquery" in parsed.stdout and "revcent_customers_full_refresh" in parsed.stdout

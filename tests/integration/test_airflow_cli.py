@@ -78,6 +78,23 @@ def test_dag_parses_with_one_day_intervals_and_no_catchup():
     assert "destination_table" in task.template_fields
 
 
+@pytest.mark.parametrize(("opt_in", "pool"), [(None, "default_pool"), ("revcent_api", "revcent_api")])
+def test_the_sample_dags_take_the_shared_pool_only_when_the_deployment_names_it(monkeypatch, opt_in, pool):
+    # Unset: Airflow's default_pool, which every Airflow has (a missing pool would keep the tasks
+    # scheduled forever: tests/integration/test_backfill.py runs the DAG so on a real scheduler).
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_revcent import API_POOL_ENV
+
+    monkeypatch.delenv(API_POOL_ENV, raising=False)
+    if opt_in:
+        monkeypatch.setenv(API_POOL_ENV, opt_in)
+    bag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags"))
+    assert bag.import_errors == {}
+    assert bag.dags["revcent_customers_to_bigquery"].get_task("customers_to_bigquery").pool == pool
+    assert bag.dags["revcent_customers_full_refresh"].get_task("reload_chunk").pool == pool
+
+
 @pytest.mark.parametrize(("run_type", "params", "lookback"), [
     ("scheduled", {}, "P35D"),  # the daily schedule keeps earlier days current
     ("scheduled", {"lookback": "P45D"}, "P45D"),

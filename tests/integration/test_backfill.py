@@ -1,5 +1,6 @@
 """`airflow backfill create` on a real scheduler and API server (`airflow standalone`, SQLite,
-LocalExecutor), against the sandbox and the local BigQuery-API server. Every process started here is
+LocalExecutor), against the sandbox and the local BigQuery-API server, on a fresh Airflow as the README's
+set-up leaves it: no pool created, the shared API allowance not opted into. Every process started here is
 stopped here."""
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def airflow_env(tmp_path: Path, sandbox, bigquery_server) -> tuple[dict[str, str
     store = CustomerStore(seed=71, count=400, start=unix(2026, 9, 1), end=unix(2026, 9, 20))
     server = sandbox(store)
     home = tmp_path / "airflow"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    # Nothing inherited: no Airflow settings and no opt-in to the shared pool (REVCENT_API_POOL).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REVCENT"))}
     env.update({
         # `airflow standalone` starts its components as `airflow ...` from PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -102,7 +104,9 @@ def test_backfill_of_ten_days_on_a_real_scheduler(airflow_env, bq_client, tmp_pa
     env, store = airflow_env
     log = tmp_path / "standalone.log"
     assert airflow(env, "db", "migrate", timeout=300).returncode == 0
-    assert airflow(env, "pools", "set", "revcent_api", "2", "RevCent API allowance").returncode == 0
+    # A fresh Airflow: the sample DAG's tasks must run without anyone creating the pool revcent_api.
+    pools = airflow(env, "pools", "list", "-o", "json")
+    assert pools.returncode == 0 and "default_pool" in pools.stdout and "revcent_api" not in pools.stdout
     # Serialize the DAGs and create the backfill before any Airflow process runs: SQLite allows one
     # writer, and `backfill create` collides with the scheduler and dag-processor otherwise.
     reserialized = airflow(env, "dags", "reserialize", timeout=300)
@@ -127,6 +131,9 @@ def test_backfill_of_ten_days_on_a_real_scheduler(airflow_env, bq_client, tmp_pa
             # The backfill's own runs (the scheduler also makes one for the latest day once unpaused).
             states = [r["state"] for r in runs(env, DAG_ID) if r["run_id"].startswith("backfill__")]
             print(time.strftime("%H:%M:%S"), "backfill run states:", states, flush=True)
+            # A task in a pool that does not exist stays scheduled forever: say so now, not at the timeout.
+            tail = log.read_text()
+            assert "non-existent pool" not in tail, f"a task names a missing pool:\n{tail[-4000:]}"
             assert "failed" not in states, f"a backfill run failed; log tail:\n{log.read_text()[-4000:]}"
             return states.count("success") >= DAYS
 
