@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     server = start(data_dir=args.data_dir, project=args.project, port=args.port)
     print(f"local BigQuery-API server on {server.url} (project {args.project})", flush=True)
+    # sigwait only receives signals that are blocked; unblocked, SIGTERM would kill this process at once and
+    # leave the server running. Blocked after start(): the server inherits no blocked mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
