@@ -47,3 +47,44 @@ def test_cancel_stops_the_running_job_and_leaves_a_finished_one():
     destination.current_job = SimpleNamespace(job_id="revcent_apply_y", state="RUNNING")
     destination.cancel()
     assert client.cancelled == ["revcent_apply_y"]
+
+
+class _Tables:
+    """A client that only reads tables: any other call (a change) fails the test."""
+
+    def __init__(self, tables: dict[str, object]) -> None:
+        self.tables = tables
+        self.calls: list[str] = []
+
+    def get_table(self, ref: str, **kwargs: object) -> object:
+        from google.api_core.exceptions import NotFound
+
+        self.calls.append(f"get_table {ref}")
+        if ref not in self.tables:
+            raise NotFound(ref)
+        return self.tables[ref]
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"prepare() called {name}")
+
+
+@pytest.mark.parametrize("with_history", [False, True])
+def test_a_run_that_would_weaken_a_tables_pii_policy_fails_before_any_call_that_changes_something(with_history):
+    from airflow_revcent.exceptions import RevCentPiiPolicyError
+    from airflow_revcent.pii import PiiPolicy, PiiSettings, description_with_policy
+
+    hashed = description_with_policy("RevCent customers.", PiiPolicy(hash_fields=frozenset({"email"})))
+    plain = description_with_policy("History.", PiiPolicy())
+    # The history table says plaintext, the destination hashes: either one refuses the run.
+    client = _Tables({"p.d.t": SimpleNamespace(description=hashed if not with_history else plain, schema=[]),
+                      "p.d.h": SimpleNamespace(description=hashed, schema=[])})
+    destination = CustomersDestination(client, TableRef("p", "d", "t"), (),  # type: ignore[arg-type]  # a fake client
+                                       history=TableRef("p", "d", "h") if with_history else None, pii=PiiSettings())
+    with pytest.raises(RevCentPiiPolicyError, match=r"table p\.d\.[th]: .*email \(hashed in the table, plaintext"):
+        destination.prepare()
+    assert all(call.startswith("get_table") for call in client.calls)
+    # Allowed on purpose, the same check passes (and the run goes on to change things).
+    allowed = CustomersDestination(client, TableRef("p", "d", "t"), (),  # type: ignore[arg-type]  # a fake client
+                                   pii=PiiSettings(), pii_policy_change="allow")
+    with pytest.raises(AssertionError, match="prepare\\(\\) called get_dataset"):
+        allowed.prepare()
