@@ -16,6 +16,12 @@ class RevCentConfigError(RevCentError, ValueError):
     """A setting is invalid: an argument, a connection field or a template that rendered to a bad value."""
 
 
+class RevCentPiiPolicyError(RevCentConfigError):
+    """A run's PII settings differ from the policy recorded with its table (or that policy is unreadable).
+
+    Never retried: another try with the same settings would be refused the same way."""
+
+
 class RevCentAPIError(RevCentError):
     """The RevCent API answered with something that is not a page of customers.
 

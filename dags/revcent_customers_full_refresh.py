@@ -21,6 +21,8 @@ try:
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
     from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[assignment]  # 3.1: its own class
 
+from revcent_pii import CUSTOMERS_PII  # the PII settings every sample DAG shares (dags/revcent_pii.py)
+
 from airflow_revcent import api_pool
 from airflow_revcent.compat import exponential_backoff
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
@@ -58,6 +60,8 @@ with DAG(
     CustomersToBigQueryOperator.partial(
         task_id="reload_chunk",
         destination_table="{{ var.value.get('revcent_customers_table', 'revcent.customers') }}",
+        # The daily DAG's settings: the table refuses a run whose settings differ from those that wrote it.
+        pii=CUSTOMERS_PII,
         # One chunk at a time. With $REVCENT_API_POOL set, the pool shares the account's allowance with the
         # daily DAG and backfills; unset, Airflow's default_pool.
         max_active_tis_per_dagrun=1,

@@ -10,6 +10,8 @@
 * Connections: ``revcent_default`` (password = API key) and ``google_cloud_default``.
 * Pool: Airflow's ``default_pool``, unless ``$REVCENT_API_POOL`` names a pool you created to share the
   account's allowance (README, "One API allowance for many tasks").
+* PII settings: ``CUSTOMERS_PII`` in ``dags/revcent_pii.py``, shared with the full refresh (a table
+  refuses a run whose settings differ from those that wrote it).
 * Each scheduled run also re-reads the 35 days before its day and updates customers that changed;
   a run you ask for (a ``date_start``/``date_end`` range, a backfill, a manual trigger) reads
   exactly its interval unless it is given the param ``lookback``.
@@ -29,6 +31,8 @@ try:
     from airflow.sdk import CronDataIntervalTimetable
 except ImportError:  # Airflow 3.1: the timetables are not exported from airflow.sdk yet
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]  # 3.1: its own class
+
+from revcent_pii import CUSTOMERS_PII  # the PII settings every sample DAG shares (dags/revcent_pii.py)
 
 from airflow_revcent import api_pool
 from airflow_revcent.compat import exponential_backoff
@@ -86,6 +90,8 @@ with DAG(
         date_start="{{ params.date_start or '' }}",
         date_end="{{ params.date_end or '' }}",
         lookback=_LOOKBACK,
+        # The table keeps the settings that first wrote it: every DAG writing it uses the same ones.
+        pii=CUSTOMERS_PII,
         # The table is known when the task runs; downstream DAGs schedule on this alias
         # (dags/revcent_customers_downstream.py).
         outlets=[AssetAlias("revcent_customers")],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,10 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# Airflow puts the DAGs folder on sys.path wherever it parses or runs DAG files (the sample DAGs import
+# their shared PII settings, dags/revcent_pii.py); tests that load a DAG file directly need the same.
+if str(ROOT / "dags") not in sys.path:
+    sys.path.append(str(ROOT / "dags"))
 
 
 @contextlib.contextmanager

@@ -32,6 +32,11 @@ What follows BigQuery's documented rules rather than the local server's leniency
   get it from ``created_date_unix`` in a job of their own before the first apply, or the run
   refuses when a row has neither.
 * **Clustering** uses only the columns the new table has.
+* **PII policy.** The destination and history tables record the PII settings that wrote them (a
+  ``revcent-pii-policy:`` line of their description, :mod:`airflow_revcent.pii`). Before anything
+  changes, a run whose settings differ from a table's policy is refused, unless it says
+  ``pii_policy_change="allow"``; the policy of a new table, or of one from before policies were
+  recorded, is this run's.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,7 +88,17 @@ from airflow_revcent.columns import (
     table_columns,
 )
 from airflow_revcent.drift import Promotion, add_columns, with_promoted
-from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError, RevCentPiiPolicyError
+from airflow_revcent.pii import (
+    PiiPolicy,
+    PiiSettings,
+    PolicyDiff,
+    compare_policies,
+    description_with_policy,
+    infer_policy,
+    policy_error,
+    policy_in_description,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +186,10 @@ class CustomersDestination:
     :param labels: labels for every job (see :func:`job_labels`).
     :param job_prefix: put in every job id after ``revcent_<kind>_`` (the DAG and task, sanitised).
     :param kms_key_name: a Cloud KMS key for every table the pipeline creates (staging tables included).
+    :param pii: the run's PII settings (key read), checked against and recorded as the tables' PII policy;
+        ``None``: the policy is neither checked nor recorded.
+    :param pii_policy_change: ``"refuse"`` (default): a run whose settings differ from a table's recorded
+        policy fails before any change; ``"allow"``: the run records its settings as the new policy.
     """
 
     def __init__(
@@ -185,8 +204,14 @@ class CustomersDestination:
         labels: dict[str, str] | None = None,
         job_prefix: str = "",
         kms_key_name: str | None = None,
+        pii: PiiSettings | None = None,
+        pii_policy_change: str = "refuse",
     ) -> None:
         self.client = client
+        self.pii_policy = None if pii is None else PiiPolicy.of(pii)
+        self.pii_policy_change = pii_policy_change
+        #: Tables this run found missing, so creates with its own policy.
+        self._new_pii_tables: set[TableRef] = set()
         self.labels = dict(labels or {})
         self.job_prefix = job_prefix
         self.kms_key_name = kms_key_name
@@ -210,6 +235,7 @@ class CustomersDestination:
     def prepare(self) -> None:
         """Make sure the dataset, table, lock and history exist with compatible schemas; clear expired
         staging tables; settle the columns this run writes."""
+        self._check_pii_policy()  # before anything changes
         self._ensure_dataset()
         self._check_adoptable()
         existing = self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
@@ -219,10 +245,71 @@ class CustomersDestination:
             self.wanted_columns = with_promoted(self.wanted_columns, from_schema_fields(existing))
         self._adopt_rows()
         self._ensure_history()
+        self._record_pii_policy()
         self._ensure_lock()
         self._settle_columns()
         self._keep_own_tables_from_expiring()
         self._drop_stale_staging()
+
+    def _pii_tables(self) -> list[TableRef]:
+        return [self.table] if self.history is None else [self.table, self.history]
+
+    def _policy_diff(self, ref: TableRef, table: Any) -> tuple[PiiPolicy | None, PolicyDiff]:
+        """The table's recorded policy (``None`` if it has none) and how this run differs from what the table
+        holds; refuses (naming the table, the fields and the fix) a run that differs unless changes are allowed."""
+        assert self.pii_policy is not None
+        recorded = policy_in_description(table.description, table=str(ref))
+        if recorded is None and ref in self._new_pii_tables:
+            return None, PolicyDiff()  # created by this run, with its settings
+        held = recorded if recorded is not None else infer_policy(from_schema_fields(table.schema))
+        diff = compare_policies(held, self.pii_policy)
+        if diff.changed and self.pii_policy_change != "allow":
+            raise RevCentPiiPolicyError(policy_error(str(ref), diff, held, inferred=recorded is None))
+        return recorded, diff
+
+    def _check_pii_policy(self) -> None:
+        """Refuse, before any change, a run whose PII settings differ from those its tables hold."""
+        if self.pii_policy is None:
+            return
+        for ref in self._pii_tables():
+            try:
+                table = self._get_table(ref)
+            except google_exceptions.NotFound:
+                self._new_pii_tables.add(ref)  # a new table: it gets this run's policy
+                continue
+            self._policy_diff(ref, table)
+
+    def _record_pii_policy(self) -> None:
+        """Record this run's policy in each table's description where it is not there yet (a new table, one
+        from before policies were recorded, an allowed change). The etag makes it a compare-and-set, and a
+        concurrent run that recorded other settings in between is refused as above."""
+        if self.pii_policy is None:
+            return
+        for ref in self._pii_tables():
+            for _ in range(JOB_ATTEMPTS):
+                table = self._get_table(ref)
+                recorded, diff = self._policy_diff(ref, table)
+                wanted = self.pii_policy
+                if recorded is not None and wanted.hash_fields and wanted.key_fingerprint is None:
+                    wanted = replace(wanted, key_fingerprint=recorded.key_fingerprint)  # no key here: keep theirs
+                if recorded == wanted:
+                    break
+                table.description = description_with_policy(table.description, wanted)
+                try:
+                    self.client.update_table(table, ["description"], retry=API_RETRY)
+                except google_exceptions.PreconditionFailed:
+                    continue  # changed concurrently: read it again
+                if diff.changed:
+                    log.warning(
+                        "Changed the PII policy of %s (pii_policy_change='allow'): %s. Values already in the table "
+                        "are not rewritten.", ref,
+                        "; ".join([*map(str, diff.fields), *(["another hash key"] if diff.key_changed else [])]))
+                else:
+                    log.info("Recorded the PII policy of %s in its description: %s", ref, wanted.to_json())
+                break
+            else:
+                raise RevCentBigQueryError(f"Could not record the PII policy of {ref}: its description kept changing "
+                                           f"concurrently ({JOB_ATTEMPTS} tries). Retry the task.")
 
     def add_api_columns(self, promotions: Sequence[Promotion]) -> list[Promotion]:
         """Add promoted fields as nullable columns to the destination (and history) table; return those the

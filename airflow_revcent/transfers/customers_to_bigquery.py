@@ -82,6 +82,7 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
 _UNSET = (None, "", "None")
 
 CountMismatchPolicy = Literal["warn", "fail"]
+PiiPolicyChange = Literal["refuse", "allow"]
 #: The keyword arguments ``request_options`` and ``pii`` replace (still accepted, with a warning).
 _DEPRECATED_REQUEST_ARGS = tuple(n for n in REQUEST_OPTION_NAMES if n != "connect_timeout")
 _DEPRECATED_PII_ARGS = ("exclude_fields", "hash_fields", "hash_key_conn_id")
@@ -254,7 +255,13 @@ class CustomersToBigQueryOperator(BaseOperator):
         ``exclude_fields`` dropped before they leave the worker and absent from the table,
         ``hash_fields`` replaced by ``HMAC-SHA256(key, value)`` hex with the secret key in the password of
         ``hash_key_conn_id``. Replaces the separate ``exclude_fields``, ``hash_fields`` and
-        ``hash_key_conn_id`` arguments, which still work with a deprecation warning.
+        ``hash_key_conn_id`` arguments, which still work with a deprecation warning. The settings are recorded
+        with the destination and history tables (their PII policy) on the first run.
+    :param pii_policy_change: ``"refuse"`` (default): a run whose ``pii`` differs from the PII policy recorded
+        with its table (a field plaintext where the table hashes it, present where it excludes it, newly hashed
+        or excluded, or hashed under another key) fails before any change, naming the fields; ``"allow"``: the
+        run records its settings as the table's new policy (values already in the table are not rewritten).
+        Set it for the one run that changes a policy on purpose, not for good.
     :param history_table: ``[project.]dataset.table`` of an optional type-2 change history (templated;
         default ``None``, off): every change to a customer appends a version (``_valid_from``, ``_valid_to``,
         ``_is_current``) in the same transaction that updates the destination.
@@ -303,6 +310,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         lookback: Any = None,
         pii: PiiSettings | None = None,
+        pii_policy_change: PiiPolicyChange = "refuse",
         on_count_mismatch: CountMismatchPolicy = "warn",
         history_table: str | None = None,
         promote_unknown_fields: bool = False,
@@ -348,6 +356,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         self.staging_expiration = staging_expiration
         self.max_file_bytes = max_file_bytes
         self.pii = pii
+        self.pii_policy_change: PiiPolicyChange = _choice(pii_policy_change, "pii_policy_change", PiiPolicyChange)
         self.promote_unknown_fields = promote_unknown_fields
         self.labels = validate_labels(labels)
         self.tmp_dir = tmp_dir
@@ -404,7 +413,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         windows = split_windows(read, self.window_size)
         filters, pii = self._filters(), self._pii()
         self.revcent_hook.check_connection()  # the RevCent connection is read and checked before BigQuery
-        destination = self._destination(apply_pii(customer_columns(), pii), context)
+        destination = self._destination(apply_pii(customer_columns(), pii), context, pii=pii)
         destination.prepare()
         self.log.info("Reading RevCent customers created in %s (read from %s): %d window(s) into %s", interval,
                       read.start_iso, len(windows), destination.table)
@@ -512,7 +521,8 @@ class CustomersToBigQueryOperator(BaseOperator):
         if self._active_destination is not None:
             self._active_destination.cancel()
 
-    def _destination(self, api_columns: Sequence[Column], context: Context) -> CustomersDestination:
+    def _destination(self, api_columns: Sequence[Column], context: Context,
+                     pii: PiiSettings | None = None) -> CustomersDestination:
         project, _, _ = TableRef.split(self.destination_table)  # a malformed name fails before any I/O
         if self.history_table not in _UNSET:
             TableRef.split(self.history_table, name="history_table")
@@ -531,7 +541,7 @@ class CustomersToBigQueryOperator(BaseOperator):
         self._active_destination = CustomersDestination(
             client, table, api_columns, location=self.location or None, staging_expiration=self.staging_expiration,
             history=history, labels=job_labels(dag_id, task_id, self.labels), job_prefix=job_prefix(dag_id, task_id),
-            kms_key_name=self.kms_key_name)
+            kms_key_name=self.kms_key_name, pii=pii, pii_policy_change=self.pii_policy_change)
         return self._active_destination
 
     def _extract(self, windows: Sequence[Window], filters: CustomerFilters, converter: RecordConverter,

@@ -73,6 +73,7 @@ def test_the_new_arguments_do_not_warn():
         ({"hash_fields": ["email"]}, "hash_fields needs hash_key_conn_id"),
         ({"on_invalid_record": "skip"}, "on_invalid_record='skip' must be one of 'fail', 'keep'"),
         ({"on_count_mismatch": "ignore"}, "on_count_mismatch='ignore' must be one of 'warn', 'fail'"),
+        ({"pii_policy_change": True}, "pii_policy_change=True must be one of 'refuse', 'allow'"),
         ({"window_size": timedelta(days=91)}, "over the API's limit of 90 days"),
         ({"page_size": 26}, "page_size=26 must be an integer from 1 to 25"),
         ({"labels": {"Team": "x"}}, r"labels\['Team'\]='x' is not a BigQuery label"),
@@ -190,7 +191,7 @@ def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkey
     op.__dict__["revcent_hook"] = FakeHook(calls, batches)
     destinations: list[FakeDestination] = []
 
-    def destination(api_columns, context):
+    def destination(api_columns, context, pii=None):
         calls.append("destination")
         destinations.append(FakeDestination(calls, api_columns, TableRef("p", "ds", "t")))
         return destinations[0]
@@ -224,7 +225,7 @@ def test_a_count_mismatch_with_fail_loads_nothing(tmp_path, monkeypatch):
     op.__dict__["revcent_hook"] = FakeHook(calls, batches)
     fake = FakeDestination(calls, None, None)
 
-    def destination(api_columns, context):
+    def destination(api_columns, context, pii=None):
         fake.api_columns = api_columns
         calls.append("destination")
         return fake
