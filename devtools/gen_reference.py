@@ -137,6 +137,8 @@ README_ARGUMENTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("pii",), "none",
      "`PiiSettings(exclude_fields=..., hash_fields=..., hash_key_conn_id=...)`: fields dropped or HMAC-hashed "
      "before they leave the worker ([PII](#pii)); the separate arguments still work and warn"),
+    (("pii_policy_change",), "",
+     "`\"allow\"`: write with PII settings other than those the table records, and record them ([PII](#pii))"),
     (("history_table",), "none", "type-2 change history table (templated)"),
     (("promote_unknown_fields",), "", "turn unambiguous unknown fields into columns"),
     (("on_count_mismatch",), "",

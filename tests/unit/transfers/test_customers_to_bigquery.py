@@ -293,7 +293,7 @@ def test_a_run_logs_its_windows_and_closing_lines_with_the_hooks_counts(tmp_path
     op.__dict__["revcent_hook"] = FakeHook(calls, batches)
     fake = FakeDestination(calls, None, TableRef("p", "ds", "t"))
 
-    def destination(api_columns, context):
+    def destination(api_columns, context, pii=None):
         fake.api_columns = fake.columns = api_columns
         return fake
 
