@@ -18,11 +18,11 @@ What follows BigQuery's documented rules rather than the local server's leniency
   and does not apply the load again if it succeeded), then runs its own under ids of its own, so
   a run whose earlier attempts failed can always be retried once the cause is fixed.
 * **Transient failures** of any API call (5xx, ``backendError``, ``rateLimitExceeded``, dropped
-  connections) are retried with backoff by the client (:data:`API_RETRY`); a failed job whose
-  reason is transient, or that lost to a concurrent writer ("Could not serialize access",
-  "Transaction is aborted due to concurrent update", "Too many DML statements outstanding"), is
-  run again as a new job after a jittered backoff, within :data:`JOB_ATTEMPTS` and
-  :data:`JOB_BUDGET_SECONDS`. Any other job failure fails at once, naming the job and table.
+  connections) are retried with backoff by the client; a failed job whose reason is transient, or
+  that lost to a concurrent writer ("Could not serialize access", "Transaction is aborted due to
+  concurrent update", "Too many DML statements outstanding"), is run again as a new job
+  (:class:`~airflow_revcent.bigquery.jobs.JobRunner`). Any other job failure fails at once, naming
+  the job and table.
 * **Expiration.** A dataset's default table and partition expirations would apply to a new table
   and delete customers silently: the pipeline clears them on every table it creates (staging
   tables excepted, which expire on purpose) and says so in the log.
@@ -46,7 +46,6 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
-from google.cloud.bigquery.retry import DEFAULT_RETRY
 
 from airflow_revcent.bigquery.fields import (
     add_missing,
@@ -57,6 +56,7 @@ from airflow_revcent.bigquery.fields import (
     to_schema_fields,
     written_columns,
 )
+from airflow_revcent.bigquery.jobs import API_RETRY, JOB_ATTEMPTS, JobRunner
 from airflow_revcent.bigquery.statements import (
     apply_script,
     change_counts_query,
@@ -98,21 +98,6 @@ LOCK_SCHEMA = [
     SchemaField("run_id", "STRING", description="The Airflow run that wrote last."),
     SchemaField("updated_at", "TIMESTAMP", description="When."),
 ]
-#: Job failure reasons worth another job (BigQuery's own transient failures).
-TRANSIENT_REASONS = frozenset({"backendError", "internalError", "jobBackendError", "jobInternalError",
-                               "rateLimitExceeded", "jobRateLimitExceeded", "backendErrorRetry"})
-#: Messages of a job that lost to a concurrent writer of the same table: another job will succeed.
-CONCURRENCY_MESSAGES = ("could not serialize access", "concurrent update", "too many dml statements outstanding",
-                        "failed to commit")
-#: How many jobs, and for how long, one step (a load, the transaction) may try.
-JOB_ATTEMPTS = 8
-JOB_BUDGET_SECONDS = 900.0
-#: A job that was accepted (409) may take a moment to be visible to jobs.get.
-JOB_VISIBLE_SECONDS = 30.0
-#: Every API call is retried on BigQuery's transient errors, and on any 5xx.
-API_RETRY = DEFAULT_RETRY.with_predicate(
-    lambda exc: DEFAULT_RETRY._predicate(exc) or isinstance(exc, google_exceptions.ServerError)
-).with_deadline(300.0)
 
 
 @dataclass
@@ -180,8 +165,8 @@ class CustomersDestination:
         self.labels = dict(labels or {})
         self.job_prefix = job_prefix
         self.kms_key_name = kms_key_name
-        #: The job this destination is waiting on, for on_kill to cancel.
-        self.current_job: Any = None
+        #: Runs every job (load, transaction) in the dataset's location once that is settled.
+        self.jobs = JobRunner(client, table, location=lambda: self.location)
         self.table = table
         self.wanted_columns = tuple(api_columns)
         self._set_api_columns(api_columns)
@@ -372,16 +357,18 @@ class CustomersDestination:
         return self.client.query(sql, job_id=job_id, job_config=config, location=self.location, job_retry=None,
                                  retry=API_RETRY)
 
+    @property
+    def current_job(self) -> Any:
+        """The job this destination is waiting on (or waited on last), for on_kill and the job link."""
+        return self.jobs.current
+
+    @current_job.setter
+    def current_job(self, job: Any) -> None:
+        self.jobs.current = job
+
     def cancel(self) -> None:
         """Cancel the job this destination waits on (on_kill: a killed task must not commit later)."""
-        job = self.current_job
-        if job is None or getattr(job, "state", None) == "DONE":
-            return
-        try:
-            self.client.cancel_job(job.job_id, location=self.location, retry=API_RETRY)
-            log.warning("Cancelled BigQuery job %s", job.job_id)
-        except google_exceptions.GoogleAPICallError as exc:
-            log.warning("Could not cancel BigQuery job %s: %s", job.job_id, exc)
+        self.jobs.cancel()
 
     def _clear_inherited_expiration(self, ref: TableRef) -> None:
         """A dataset's default expirations apply to every new table; customers must never expire silently."""
@@ -499,93 +486,15 @@ class CustomersDestination:
             log.warning("Could not drop staging table %s (it expires by itself): %s", staging, exc)
 
     def _get_job(self, job_id: str) -> Any | None:
-        try:
-            return self.client.get_job(job_id, location=self.location, retry=API_RETRY)
-        except google_exceptions.NotFound:
-            return None
+        return self.jobs.get(job_id)
 
     def _find_applied(self, base: str, attempt: int) -> Any | None:
-        """An applying job of this or an earlier attempt that succeeded (waiting for one still running)."""
-        for tried in range(1, attempt + 1):
-            for n in range(JOB_ATTEMPTS):
-                job = self._get_job(_suffixed(f"{base}_t{tried}", n))
-                if job is None:
-                    break
-                if job.state != "DONE":
-                    log.info("An earlier attempt's job %s is still %s; waiting for it", job.job_id, job.state)
-                    try:
-                        job.result(retry=API_RETRY)
-                    except google_exceptions.GoogleAPICallError:
-                        continue
-                if not job.error_result:
-                    return job
-        return None
-
-    def _submit(self, job_id: str, submit: Callable[[str], Any]) -> Any:
-        """Submit a job under an id, or reattach to the one that id already names."""
-        try:
-            return submit(job_id)
-        except google_exceptions.Conflict:
-            pass  # submitted before (a retried request, a resumed attempt): take that job
-        except (google_exceptions.ServerError, google_exceptions.TooManyRequests, ConnectionError) as exc:
-            # The request may have reached BigQuery before the error: look before submitting again.
-            job = self._get_job(job_id)
-            if job is not None:
-                return job
-            raise _Retry(f"submitting {job_id}: {exc}") from exc
-        deadline = time.monotonic() + JOB_VISIBLE_SECONDS
-        while True:
-            job = self._get_job(job_id)
-            if job is not None:
-                log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
-                return job
-            if time.monotonic() > deadline:
-                raise _Retry(f"job {job_id} was reported as existing but never became visible")
-            time.sleep(1.0)
+        """An applying job of this or an earlier attempt that succeeded (see :meth:`JobRunner.find_applied`)."""
+        return self.jobs.find_applied(base, attempt)
 
     def _run_job(self, base: str, submit: Callable[[str], Any]) -> Any:
-        """Run a job under the first free deterministic id; run it again as a new job after a transient
-        failure or a lost race with a concurrent writer, with jittered backoff, within a budget."""
-        started = time.monotonic()
-        last_error = "no job ran"
-        for n in range(JOB_ATTEMPTS):
-            job_id = _suffixed(base, n)
-            job = self._get_job(job_id)
-            if job is not None and job.state == "DONE" and job.error_result:
-                last_error = str(job.error_result.get("message", job.error_result))
-                continue  # an earlier try failed under this id; ids cannot be reused
-            try:
-                if job is None:
-                    job = self._submit(job_id, submit)
-                else:
-                    log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
-                self.current_job = job
-                job.result(retry=API_RETRY)
-                return job
-            except _Retry as retry:
-                last_error = str(retry)
-            except google_exceptions.GoogleAPICallError as exc:
-                errors = _job_errors(job, exc)
-                reason = (getattr(job, "error_result", None) or {}).get("reason")
-                if not (reason in TRANSIENT_REASONS or _lost_race(errors)):
-                    raise RevCentBigQueryError(
-                        f"BigQuery job {job_id} failed: {errors}. The destination {self.table} was not changed."
-                    ) from None
-                last_error = errors
-            if time.monotonic() - started > JOB_BUDGET_SECONDS:
-                break
-            wait = random.uniform(0, min(60.0, 2.0 ** n))  # noqa: S311 - jitter, not security
-            log.warning("BigQuery job %s failed transiently (%s); a new job in %.1f s", job_id, last_error, wait)
-            time.sleep(wait)
-        raise RevCentBigQueryError(
-            f"BigQuery jobs {base}* failed {JOB_ATTEMPTS} times or for {JOB_BUDGET_SECONDS:.0f} s; last error: "
-            f"{last_error}. The destination {self.table} was not changed. Retry the task once the cause is fixed "
-            "(for concurrent writers: let the other run finish, or lower max_active_runs)."
-        )
-
-
-class _Retry(Exception):
-    """A job step that failed in a way another try may fix (internal)."""
+        """Run a job under the first free deterministic id, retried as :meth:`JobRunner.run` says."""
+        return self.jobs.run(base, submit)
 
 
 _LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
@@ -654,30 +563,9 @@ def _expiration_defaults(dataset: Any) -> list[str]:
     return defaults
 
 
-def _lost_race(errors: str) -> bool:
-    """A DML job aborted because another one wrote the same table at the same time; a new job succeeds.
-
-    BigQuery says "concurrent update" or "Too many DML statements outstanding"; the local
-    BigQuery-API server (DuckLake) says "failed to commit".
-    """
-    lowered = errors.lower()
-    return any(message in lowered for message in CONCURRENCY_MESSAGES)
-
-
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:32]
-
-
-def _suffixed(base: str, n: int) -> str:
-    return base if n == 0 else f"{base}_r{n}"
-
-
-def _job_errors(job: Any, exc: Exception) -> str:
-    errors = getattr(job, "errors", None) or []
-    messages = [str(e.get("message", e)) for e in errors[:5]] or [str(exc)]
-    return "; ".join(messages)
-

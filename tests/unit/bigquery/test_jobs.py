@@ -1,14 +1,17 @@
-"""Job labels, job ids that name their task, and cancelling the job a killed task waits on."""
+"""Job labels, job ids that name their task, cancelling the job a killed task waits on, and the job runner
+(submit under a deterministic id, reattach, classify, retry) against a fake client."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
+from google.api_core import exceptions as google_exceptions
 
 from airflow_revcent.bigquery.destination import CustomersDestination, job_labels, job_prefix
+from airflow_revcent.bigquery.jobs import JOB_ATTEMPTS, JOB_BUDGET_SECONDS, JobRunner
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
 
 
 def test_dag_and_task_labels_follow_bigquerys_label_rules():
@@ -47,3 +50,167 @@ def test_cancel_stops_the_running_job_and_leaves_a_finished_one():
     destination.current_job = SimpleNamespace(job_id="revcent_apply_y", state="RUNNING")
     destination.cancel()
     assert client.cancelled == ["revcent_apply_y"]
+
+
+# -- the job runner, against a fake client ------------------------------------------------------
+
+
+class FakeJob:
+    """A job as the client returns it: ``result()`` raises what the client raises for its error."""
+
+    def __init__(self, job_id: str, error: dict[str, str] | None = None, state: str = "DONE") -> None:
+        self.job_id, self.state, self.error_result = job_id, state, error
+        self.errors = [error] if error else None
+        self.project = "p"
+
+    def result(self, **kwargs: object) -> FakeJob:
+        if self.error_result:
+            raise google_exceptions.BadRequest(self.error_result["message"], errors=[self.error_result])
+        self.state = "DONE"
+        return self
+
+
+class FakeClient:
+    """Jobs by id; ``outcomes`` says what each submission does (a job's error, or an exception)."""
+
+    def __init__(self, *outcomes: dict[str, str] | Exception | None) -> None:
+        self.jobs: dict[str, FakeJob] = {}
+        self.outcomes = list(outcomes)
+        self.submitted: list[str] = []
+
+    def get_job(self, job_id: str, **kwargs: object) -> FakeJob:
+        if job_id not in self.jobs:
+            raise google_exceptions.NotFound(f"Not found: Job {job_id}")
+        return self.jobs[job_id]
+
+    def submit(self, job_id: str) -> FakeJob:
+        self.submitted.append(job_id)
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        self.jobs[job_id] = FakeJob(job_id, outcome)
+        return self.jobs[job_id]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def runner(client: FakeClient) -> tuple[JobRunner, FakeClock]:
+    clock = FakeClock()
+    return JobRunner(client, "p.d.t", sleep=clock.sleep, clock=clock), clock
+
+
+BACKEND = {"reason": "backendError", "message": "Error encountered during execution. Retrying may solve the problem."}
+SERIALIZE = {"reason": "invalidQuery", "message": "Could not serialize access to table p:d.t due to concurrent update"}
+INVALID = {"reason": "invalid", "message": "Error while reading data, error message: JSON parsing error"}
+
+
+def test_a_job_runs_under_its_base_id_and_is_the_current_job():
+    client = FakeClient(None)
+    jobs, clock = runner(client)
+    job = jobs.run("revcent_load_x", client.submit)
+    assert (job.job_id, client.submitted, jobs.current) == ("revcent_load_x", ["revcent_load_x"], job)
+    assert clock.waits == []
+
+
+@pytest.mark.parametrize("error", [BACKEND, SERIALIZE], ids=["transient", "lost-race"])
+def test_a_transient_or_lost_race_failure_runs_a_new_job_under_the_next_id(error):
+    client = FakeClient(error, error, None)
+    jobs, clock = runner(client)
+    assert jobs.run("b", client.submit).job_id == "b_r2"
+    assert client.submitted == ["b", "b_r1", "b_r2"]
+    assert len(clock.waits) == 2 and all(0 <= w <= 60 for w in clock.waits)
+
+
+def test_an_id_whose_job_failed_in_an_earlier_attempt_is_not_reused():
+    client = FakeClient(None)
+    client.jobs["b"] = FakeJob("b", BACKEND)
+    jobs, _ = runner(client)
+    assert jobs.run("b", client.submit).job_id == "b_r1"
+    assert client.submitted == ["b_r1"]
+
+
+def test_a_running_job_under_the_id_is_reattached_not_submitted_again():
+    client = FakeClient()
+    client.jobs["b"] = FakeJob("b", state="RUNNING")
+    jobs, _ = runner(client)
+    assert jobs.run("b", client.submit) is client.jobs["b"]
+    assert client.submitted == []
+
+
+def test_a_409_for_a_submission_reattaches_to_the_job_it_names():
+    client = FakeClient()
+
+    def submit(job_id: str) -> FakeJob:
+        client.jobs[job_id] = FakeJob(job_id)  # the first request landed; its answer was lost
+        raise google_exceptions.Conflict(f"Already Exists: Job {job_id}")
+
+    jobs, _ = runner(client)
+    assert jobs.run("b", submit).job_id == "b"
+
+
+def test_a_5xx_on_submission_whose_job_exists_reattaches():
+    client = FakeClient()
+
+    def submit(job_id: str) -> FakeJob:
+        client.jobs[job_id] = FakeJob(job_id)
+        raise google_exceptions.ServiceUnavailable("backendError")
+
+    jobs, _ = runner(client)
+    assert jobs.run("b", submit).job_id == "b"
+
+
+def test_transient_failures_past_the_attempts_fail_naming_the_jobs_and_the_last_error():
+    client = FakeClient(*[BACKEND] * JOB_ATTEMPTS)
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryError, match=rf"jobs b\* failed {JOB_ATTEMPTS} times.*Retrying may solve"):
+        jobs.run("b", client.submit)
+    assert len(client.submitted) == JOB_ATTEMPTS
+
+
+def test_transient_failures_stop_at_the_time_budget():
+    client = FakeClient(*[BACKEND] * JOB_ATTEMPTS)
+    jobs, clock = runner(client)
+
+    def slow_submit(job_id: str) -> FakeJob:
+        clock.now += JOB_BUDGET_SECONDS + 1  # each job takes more than the whole budget
+        return client.submit(job_id)
+
+    with pytest.raises(RevCentBigQueryError, match="failed"):
+        jobs.run("b", slow_submit)
+    assert client.submitted == ["b"]
+
+
+def test_a_job_that_failed_for_another_reason_fails_at_once_naming_job_and_table():
+    client = FakeClient(INVALID)
+    jobs, clock = runner(client)
+    with pytest.raises(RevCentBigQueryError, match=r"BigQuery job b failed: Error while reading.*p\.d\.t was not"):
+        jobs.run("b", client.submit)
+    assert client.submitted == ["b"] and clock.waits == []
+
+
+def test_find_applied_finds_an_earlier_attempts_successful_job_past_its_failed_ones():
+    client = FakeClient()
+    client.jobs["a_t1"] = FakeJob("a_t1", BACKEND)
+    client.jobs["a_t1_r1"] = FakeJob("a_t1_r1")
+    jobs, _ = runner(client)
+    assert jobs.find_applied("a", 2).job_id == "a_t1_r1"
+    assert jobs.find_applied("other", 2) is None
+
+
+def test_the_destination_delegates_to_its_runner():
+    client = FakeClient(None)
+    destination = CustomersDestination(client, TableRef("p", "d", "t"), ())  # type: ignore[arg-type]  # a fake client
+    job = destination._run_job("b", client.submit)
+    assert destination.current_job is job and destination.jobs.current is job
+    assert destination._find_applied("x", 1) is None
