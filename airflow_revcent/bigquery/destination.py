@@ -22,7 +22,8 @@ What follows BigQuery's documented rules rather than the local server's leniency
   that lost to a concurrent writer ("Could not serialize access", "Transaction is aborted due to
   concurrent update", "Too many DML statements outstanding"), is run again as a new job
   (:class:`~airflow_revcent.bigquery.jobs.JobRunner`). Any other job failure fails at once, naming
-  the job and table.
+  the job and table; a job BigQuery refuses for good, a conflicting schema and a dataset in another
+  location as :class:`~airflow_revcent.exceptions.RevCentBigQueryPermanentError` (never retried).
 * **Expiration.** A dataset's default table and partition expirations would apply to a new table
   and delete customers silently: the pipeline clears them on every table it creates (staging
   tables excepted, which expire on purpose) and says so in the log.
@@ -73,7 +74,7 @@ from airflow_revcent.columns import (
     table_columns,
 )
 from airflow_revcent.drift import Promotion, add_columns, with_promoted
-from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError, RevCentConfigError
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class CustomersDestination:
         have = from_schema_fields(self._schemas[self.table])
         lost = [c.name for c in METADATA_COLUMNS if find_column(have, c.name) is None]
         if lost:
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Table {self.table} lacks columns the pipeline needs and could not add them: {', '.join(lost)}. "
                 "Add them (see docs/reference.md for their types) or load into a new table."
             )
@@ -259,7 +260,7 @@ class CustomersDestination:
             log.info("Created dataset %s in %s", self.table.dataset_id, dataset.location)
         actual = dataset.location or DEFAULT_LOCATION
         if self.requested_location and actual.lower() != self.requested_location.lower():
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Dataset {self.table.dataset_id} is in location {actual!r}, but location="
                 f"{self.requested_location!r} was asked for. Set location={actual!r} (or leave it unset to use "
                 "the dataset's), or choose a destination_table in a dataset of that location."
@@ -288,7 +289,7 @@ class CustomersDestination:
             self.client.create_dataset(new, exists_ok=True, retry=API_RETRY)
             return
         if (dataset.location or DEFAULT_LOCATION).lower() != (self.location or DEFAULT_LOCATION).lower():
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Dataset {dataset_id} is in location {dataset.location!r} but the destination's dataset is in "
                 f"{self.location!r}; one transaction cannot span locations. Put the history table beside the "
                 "destination."
@@ -309,7 +310,7 @@ class CustomersDestination:
                 return []
             diff = diff_schema(schema, existing.schema)
             if diff.conflicts:
-                raise RevCentBigQueryError(
+                raise RevCentBigQueryPermanentError(
                     f"Table {ref} exists with a schema that conflicts with the customers schema: "
                     f"{'; '.join(diff.conflicts)}. Load into another table, or fix or drop those columns (the "
                     "expected schema is in docs/reference.md)."
@@ -449,7 +450,9 @@ class CustomersDestination:
         table.expires = datetime.now(UTC) + self.staging_expiration
         self._encrypt(table)
         self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
-        self.client.create_table(table, retry=API_RETRY)
+        # exists_ok: a create whose answer was lost is retried by the client and answered 409; the table
+        # this attempt just made is the one it wants (the delete above cleared any earlier one).
+        self.client.create_table(table, exists_ok=True, retry=API_RETRY)
         staged = self._epoch(staging)
         for path in load.files:
             # Named by what the file holds: the same attempt resubmitting a file reattaches; nothing else does.

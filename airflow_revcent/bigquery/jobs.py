@@ -7,11 +7,17 @@ Every job the pipeline runs (a staging load, the applying transaction) goes thro
   the first id not taken by a job that failed. A submission whose answer was lost (409 for an id
   already taken, a 5xx, a dropped connection) looks the job up and reattaches to it instead of
   running it twice.
-* **Classified failures.** What a failed job's reason means is kept as data
-  (:data:`TRANSIENT_REASONS`, :data:`CONCURRENCY_MESSAGES`), not as ``if``s in the loop.
+* **Classified failures.** What a failure means is kept as data (:data:`TRANSIENT_REASONS`,
+  :data:`TERMINAL_REASONS`, :data:`CONCURRENCY_MESSAGES`, :data:`TRANSPORT_ERRORS`) and read by
+  one function (:func:`classify`), not as ``if``s in the loop.
 * **Retries.** A job that failed transiently, or lost to a concurrent writer of the same table, is
-  run again as a new job after a jittered exponential backoff, within :data:`JOB_ATTEMPTS` and
-  :data:`JOB_BUDGET_SECONDS`. Any other failure fails at once, naming the job and the table.
+  run again as a new job after a jittered exponential backoff; a failure to reach BigQuery tries the
+  same id again (reattaching if the job exists); both within :data:`JOB_ATTEMPTS` and
+  :data:`JOB_BUDGET_SECONDS`, then :class:`~airflow_revcent.exceptions.RevCentBigQueryError`, which
+  Airflow retries. A job BigQuery refuses for good fails at once as
+  :class:`~airflow_revcent.exceptions.RevCentBigQueryPermanentError` (never retried); any other
+  failure fails at once as :class:`~airflow_revcent.exceptions.RevCentBigQueryError`. Both name the
+  job and the table.
 * **API calls** (jobs.insert, jobs.get, uploads) are retried by the client on BigQuery's transient
   errors and any 5xx (:data:`API_RETRY`).
 """
@@ -24,16 +30,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from google.api_core import exceptions as google_exceptions
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 
-from airflow_revcent.exceptions import RevCentBigQueryError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError
 
 log = logging.getLogger(__name__)
 
 #: Job failure reasons worth another job (BigQuery's own transient failures).
 TRANSIENT_REASONS = frozenset({"backendError", "internalError", "jobBackendError", "jobInternalError",
                                "rateLimitExceeded", "jobRateLimitExceeded", "backendErrorRetry"})
+#: Job failure reasons another job or task attempt cannot fix (cloud.google.com/bigquery/docs/error-messages):
+#: the task fails at once. Reasons in neither set (``notFound``: a retry's set-up recreates what is missing;
+#: ``quotaExceeded``, ``resourcesExceeded``, ``stopped``) fail the task and leave the retry to Airflow.
+TERMINAL_REASONS = frozenset({"invalid", "invalidQuery", "accessDenied", "billingNotEnabled",
+                              "billingTierLimitExceeded", "notImplemented", "tableUnavailable"})
 #: Messages of a job that lost to a concurrent writer of the same table: another job will succeed.
 CONCURRENCY_MESSAGES = ("could not serialize access", "concurrent update", "too many dml statements outstanding",
                         "failed to commit")
@@ -46,6 +58,17 @@ JOB_VISIBLE_SECONDS = 30.0
 API_RETRY = DEFAULT_RETRY.with_predicate(
     lambda exc: DEFAULT_RETRY._predicate(exc) or isinstance(exc, google_exceptions.ServerError)
 ).with_deadline(300.0)
+
+#: Failures to reach BigQuery, after the client's own retries (API_RETRY raises RetryError when its deadline
+#: passes): the job may or may not exist, so it is looked up under the same id before anything is sent again.
+#: requests' ConnectionError is not the built-in one; both are caught.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    google_exceptions.ServerError, google_exceptions.TooManyRequests, google_exceptions.RetryError,
+    ConnectionError, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+)
+
+#: What the loop catches from the client: the API's errors (a failed job's among them) and transport failures.
+_CAUGHT: tuple[type[Exception], ...] = (google_exceptions.GoogleAPICallError, *TRANSPORT_ERRORS)
 
 Submit = Callable[[str], Any]
 
@@ -129,10 +152,11 @@ class JobRunner:
             return submit(job_id)
         except google_exceptions.Conflict:
             pass  # submitted before (a retried request, a resumed attempt): take that job
-        except (google_exceptions.ServerError, google_exceptions.TooManyRequests, ConnectionError) as exc:
+        except TRANSPORT_ERRORS as exc:
             # The request may have reached BigQuery before the error: look before submitting again.
             job = self.get(job_id)
             if job is not None:
+                log.info("Reattaching to BigQuery job %s after %s", job_id, type(exc).__name__)
                 return job
             raise _Retry(f"submitting {job_id}: {exc}") from exc
         deadline = self._clock() + JOB_VISIBLE_SECONDS
@@ -149,18 +173,25 @@ class JobRunner:
         """Run a job under the first free deterministic id; run it again as a new job after a transient
         failure or a lost race with a concurrent writer, with jittered backoff, within a budget.
 
+        A failure to reach BigQuery (a dropped connection, the client's retries given up) tries the same
+        id again: the job may exist, and is then reattached to, never run twice.
+
         :param base: the ids' stem (``<base>``, ``<base>_r1``, ...).
         :param submit: sends the job under the id it is given and returns it.
+        :raises RevCentBigQueryPermanentError: BigQuery refused the job for good (:data:`TERMINAL_REASONS`).
+        :raises RevCentBigQueryError: another failure, or the attempts or the time budget spent.
         """
         started = self._clock()
         last_error = "no job ran"
-        for n in range(JOB_ATTEMPTS):
+        n = 0  # the id's index: moves on only when the job under it failed
+        for tried in range(JOB_ATTEMPTS):
             job_id = suffixed(base, n)
-            job = self.get(job_id)
-            if job is not None and job.state == "DONE" and job.error_result:
-                last_error = str(job.error_result.get("message", job.error_result))
-                continue  # an earlier try failed under this id; ids cannot be reused
+            job = None
             try:
+                job = self.get(job_id)
+                if job is not None and job.state == "DONE" and job.error_result:
+                    # An earlier call's job failed under this id (ids cannot be reused): judge it, then move on.
+                    raise _failed(job, job_id, self.table, None)
                 if job is None:
                     job = self.submit(job_id, submit)
                 else:
@@ -170,23 +201,24 @@ class JobRunner:
                 return job
             except _Retry as retry:
                 last_error = str(retry)
-            except google_exceptions.GoogleAPICallError as exc:
-                errors = job_errors(job, exc)
-                reason = (getattr(job, "error_result", None) or {}).get("reason")
-                if not (reason in TRANSIENT_REASONS or lost_race(errors)):
-                    raise RevCentBigQueryError(
-                        f"BigQuery job {job_id} failed: {errors}. The destination {self.table} was not changed."
-                    ) from None
-                last_error = errors
-            if self._clock() - started > JOB_BUDGET_SECONDS:
+            except _JobFailed as failed:
+                last_error, n = failed.errors, n + 1
+            except _CAUGHT as exc:
+                # The client raises a failed job's error as an HTTP error (backendError as a 500): the job's own
+                # errorResult tells a failed job from a failure to reach BigQuery.
+                if getattr(job, "error_result", None) or not isinstance(exc, TRANSPORT_ERRORS):
+                    last_error, n = _failed(job, job_id, self.table, exc).errors, n + 1
+                else:
+                    last_error = f"{type(exc).__name__}: {exc}"
+            if tried + 1 == JOB_ATTEMPTS or self._clock() - started > JOB_BUDGET_SECONDS:
                 break
-            wait = random.uniform(0, min(60.0, 2.0 ** n))  # noqa: S311 - jitter, not security
-            log.warning("BigQuery job %s failed transiently (%s); a new job in %.1f s", job_id, last_error, wait)
+            wait = random.uniform(0, min(60.0, 2.0 ** tried))  # noqa: S311 - jitter, not security
+            log.warning("BigQuery job %s failed transiently (%s); trying again in %.1f s", job_id, last_error, wait)
             self._sleep(wait)
         raise RevCentBigQueryError(
             f"BigQuery jobs {base}* failed {JOB_ATTEMPTS} times or for {JOB_BUDGET_SECONDS:.0f} s; last error: "
             f"{last_error}. The destination {self.table} was not changed. Retry the task once the cause is fixed "
-            "(for concurrent writers: let the other run finish, or lower max_active_runs)."
+            "(for concurrent writers: let the other run finish, or lower max_active_runs).", job_id=job_id,
         )
 
     def cancel(self) -> None:
@@ -205,6 +237,37 @@ class _Retry(Exception):
     """A job step that failed in a way another try may fix (internal)."""
 
 
+class _JobFailed(Exception):
+    """A job failed in a way a new job may fix: transient, or lost to a concurrent writer (internal)."""
+
+    def __init__(self, errors: str) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def _failed(job: Any, job_id: str, table: object, exc: Exception | None) -> _JobFailed:
+    """What a failed job (or a refused submission) means: returned when a new job may succeed, raised
+    as the provider's error when not."""
+    errors = job_errors(job, exc)
+    reason = (getattr(job, "error_result", None) or {}).get("reason") or _api_reason(exc)
+    kind = classify(reason, errors)
+    if kind in ("race", "transient"):
+        return _JobFailed(errors)
+    message = f"BigQuery job {job_id} failed: {errors}. The destination {table} was not changed."
+    if kind == "terminal":
+        raise RevCentBigQueryPermanentError(
+            f"{message} BigQuery refused it ({reason}): another try would fail the same way; fix the cause (the "
+            "message says what), then clear the task.", reason=reason, job_id=job_id)
+    raise RevCentBigQueryError(message, reason=reason, job_id=job_id)
+
+
+def _api_reason(exc: Exception | None) -> str | None:
+    """The reason of an API error (``exc.errors[0]["reason"]``), if it has one."""
+    errors = getattr(exc, "errors", None) or []
+    first = errors[0] if errors else None
+    return first.get("reason") if isinstance(first, dict) else None
+
+
 def lost_race(errors: str) -> bool:
     """A DML job aborted because another one wrote the same table at the same time; a new job succeeds.
 
@@ -217,6 +280,22 @@ def lost_race(errors: str) -> bool:
     return any(message in lowered for message in CONCURRENCY_MESSAGES)
 
 
+def classify(reason: str | None, errors: str) -> str:
+    """What a failure means: ``"race"`` (lost to a concurrent writer) and ``"transient"`` run a new job;
+    ``"terminal"`` fails at once and for good; ``"failed"`` fails the task, which Airflow may retry.
+
+    :param reason: BigQuery's reason for the failure (the job's, else the API call's).
+    :param errors: its messages.
+    """
+    if lost_race(errors):  # before the reason: BigQuery reports some of these as invalidQuery
+        return "race"
+    if reason in TRANSIENT_REASONS:
+        return "transient"
+    if reason in TERMINAL_REASONS:
+        return "terminal"
+    return "failed"
+
+
 def suffixed(base: str, n: int) -> str:
     """The ``n``-th id of a job stem: ``base``, ``base_r1``, ...
 
@@ -226,7 +305,7 @@ def suffixed(base: str, n: int) -> str:
     return base if n == 0 else f"{base}_r{n}"
 
 
-def job_errors(job: Any, exc: Exception) -> str:
+def job_errors(job: Any, exc: Exception | None) -> str:
     """The first five error messages of a failed job, else the exception's text.
 
     :param job: the job, or ``None`` when it was never created.

@@ -69,7 +69,8 @@ _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 
 _REASON_STATUS = {"invalidQuery": 400, "resourcesExceeded": 400, "rateLimitExceeded": 429}  # else 500
 _HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",
         "content-length"}
-Action = Literal["error", "drop", "reset", "conflict_unseen", "job_error"]
+TABLES = r"/datasets/[^/]+/tables$"  # tables.insert
+Action = Literal["error", "drop", "lost", "reset", "conflict_unseen", "job_error"]
 
 
 @dataclass
@@ -114,6 +115,11 @@ def precondition_failed(method: str = "PATCH|PUT", path: str = TABLE, **kw: Any)
 def dropped(method: str = "[A-Z]+", path: str = ".", **kw: Any) -> Fault:
     """Read the request, then close the connection without an answer."""
     return Fault(method, path, action="drop", **kw)
+
+
+def answer_lost(method: str = "POST", path: str = TABLES, **kw: Any) -> Fault:
+    """Forward the request (the server acts on it), then close the connection without the answer."""
+    return Fault(method, path, action="lost", **kw)
 
 
 def reset_mid_upload(method: str = "POST|PUT", path: str = UPLOAD, **kw: Any) -> Fault:
@@ -348,7 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._answer(exchange, *synthetic)
             else:
                 self._relay(exchange, *self._forward(raw))
-        elif fault.action == "drop":
+        elif fault.action in ("drop", "lost"):
+            if fault.action == "lost":
+                self._forward(raw)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
         elif fault.action == "error":

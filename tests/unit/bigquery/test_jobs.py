@@ -6,12 +6,20 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+import requests
 from google.api_core import exceptions as google_exceptions
 
 from airflow_revcent.bigquery.destination import CustomersDestination, job_labels, job_prefix
-from airflow_revcent.bigquery.jobs import JOB_ATTEMPTS, JOB_BUDGET_SECONDS, JobRunner
+from airflow_revcent.bigquery.jobs import (
+    JOB_ATTEMPTS,
+    JOB_BUDGET_SECONDS,
+    TERMINAL_REASONS,
+    TRANSIENT_REASONS,
+    JobRunner,
+    classify,
+)
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError, RevCentConfigError
 
 
 def test_dag_and_task_labels_follow_bigquerys_label_rules():
@@ -214,3 +222,135 @@ def test_the_destination_delegates_to_its_runner():
     job = destination._run_job("b", client.submit)
     assert destination.current_job is job and destination.jobs.current is job
     assert destination._find_applied("x", 1) is None
+
+
+# -- failure classes: permanent failures fail at once, transient ones are retried in the task -----
+
+
+@pytest.mark.parametrize("error", [
+    {"reason": "invalidQuery", "message": "Syntax error: Unexpected keyword MERGE at [3:1]"},
+    {"reason": "accessDenied", "message": "Access Denied: Table p:d.t: permission bigquery.tables.updateData denied"},
+    INVALID,
+], ids=["invalidQuery", "accessDenied", "invalid"])
+def test_a_job_bigquery_refuses_for_good_is_a_permanent_failure_without_another_job(error):
+    client = FakeClient(error)
+    jobs, clock = runner(client)
+    refused = r"BigQuery job b failed: .*p\.d\.t was not changed"
+    with pytest.raises(RevCentBigQueryPermanentError, match=refused) as info:
+        jobs.run("b", client.submit)
+    assert (info.value.reason, info.value.job_id) == (error["reason"], "b")
+    assert client.submitted == ["b"] and clock.waits == []
+
+
+def test_access_denied_when_submitting_is_a_permanent_failure():
+    client = FakeClient(google_exceptions.Forbidden(
+        "Access Denied: Project p: User does not have bigquery.jobs.create permission",
+        errors=[{"reason": "accessDenied", "message": "Access Denied"}]))
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryPermanentError, match=r"bigquery\.jobs\.create") as info:
+        jobs.run("b", client.submit)
+    assert info.value.reason == "accessDenied"
+
+
+@pytest.mark.parametrize("reason", ["quotaExceeded", "notFound", "stopped"])
+def test_a_failure_neither_transient_nor_permanent_fails_the_task_and_leaves_the_retry_to_airflow(reason):
+    client = FakeClient({"reason": reason, "message": f"a {reason} failure"})
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryError, match=f"a {reason} failure") as info:
+        jobs.run("b", client.submit)
+    assert not isinstance(info.value, RevCentBigQueryPermanentError)
+    assert client.submitted == ["b"]
+
+
+def test_a_spent_budget_is_not_permanent_so_airflow_retries_the_task():
+    client = FakeClient(*[SERIALIZE] * JOB_ATTEMPTS)
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryError, match="max_active_runs") as info:
+        jobs.run("b", client.submit)
+    assert not isinstance(info.value, RevCentBigQueryPermanentError)
+
+
+def test_the_reason_sets_are_disjoint_and_a_lost_race_wins_over_its_invalidquery_reason():
+    assert not TRANSIENT_REASONS & TERMINAL_REASONS
+    assert classify("invalidQuery", SERIALIZE["message"]) == "race"
+    assert classify("invalidQuery", "Syntax error") == "terminal"
+    assert classify("backendError", "x") == "transient"
+    assert classify(None, "x") == "failed"
+
+
+def _lost_answers() -> list[Exception]:
+    cause = requests.exceptions.ConnectionError("Connection aborted: RemoteDisconnected")
+    return [cause, ConnectionError("reset by peer"), google_exceptions.RetryError("Deadline of 300.0s exceeded", cause)]
+
+
+@pytest.mark.parametrize("lost", _lost_answers(), ids=["requests", "builtin", "RetryError"])
+def test_a_submission_whose_answer_was_lost_reattaches_to_the_job_that_landed(lost):
+    client = FakeClient()
+
+    def submit(job_id: str) -> FakeJob:
+        client.submitted.append(job_id)
+        client.jobs[job_id] = FakeJob(job_id)  # the request reached BigQuery
+        raise lost
+
+    jobs, _ = runner(client)
+    assert jobs.run("b", submit).job_id == "b"
+    assert client.submitted == ["b"]
+
+
+@pytest.mark.parametrize("lost", _lost_answers(), ids=["requests", "builtin", "RetryError"])
+def test_a_submission_that_never_landed_is_sent_again_under_the_same_id(lost):
+    client = FakeClient(lost, None)
+    jobs, clock = runner(client)
+    assert jobs.run("b", client.submit).job_id == "b"
+    assert client.submitted == ["b", "b"] and len(clock.waits) == 1
+
+
+def test_waiting_on_a_job_that_the_client_gave_up_polling_reattaches_to_it_never_runs_it_twice():
+    client = FakeClient(None)
+    jobs, _ = runner(client)
+    polls = []
+
+    def flaky_result(**kwargs: object) -> FakeJob:
+        polls.append(1)
+        if len(polls) == 1:
+            raise google_exceptions.RetryError("Deadline of 300.0s exceeded", ConnectionError("reset"))
+        return client.jobs["b"]
+
+    def submit(job_id: str) -> FakeJob:
+        job = client.submit(job_id)
+        job.state = "RUNNING"
+        job.result = flaky_result  # type: ignore[method-assign]  # the first poll gives up
+        return job
+
+    assert jobs.run("b", submit).job_id == "b"
+    assert client.submitted == ["b"] and len(polls) == 2
+
+
+def test_transport_failures_past_the_attempts_fail_the_task_retryably():
+    client = FakeClient(*[requests.exceptions.ConnectionError("refused")] * JOB_ATTEMPTS)
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryError, match="refused") as info:
+        jobs.run("b", client.submit)
+    assert not isinstance(info.value, RevCentBigQueryPermanentError)
+
+
+def test_a_conflicting_table_schema_is_a_permanent_failure():
+    from google.cloud.bigquery import SchemaField
+
+    class Client:
+        def get_table(self, ref: str, **kwargs: object) -> SimpleNamespace:
+            return SimpleNamespace(schema=[SchemaField("id", "INTEGER")])
+
+    destination = CustomersDestination(Client(), TableRef("p", "d", "t"), ())  # type: ignore[arg-type]  # a fake
+    with pytest.raises(RevCentBigQueryPermanentError, match="id"):
+        destination._ensure_table(TableRef("p", "d", "t"), [SchemaField("id", "STRING")], "_created_at", "")
+
+
+def test_a_dataset_in_another_location_is_a_permanent_failure():
+    class Client:
+        def get_dataset(self, dataset_id: str, **kwargs: object) -> SimpleNamespace:
+            return SimpleNamespace(location="EU")
+
+    destination = CustomersDestination(Client(), TableRef("p", "d", "t"), (), location="US")  # type: ignore[arg-type]  # a fake
+    with pytest.raises(RevCentBigQueryPermanentError, match="location 'EU'"):
+        destination._ensure_dataset()
