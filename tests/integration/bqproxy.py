@@ -10,7 +10,8 @@ Every request is forwarded (loopback only) with its path, query string and body;
 with a Content-Length, and a resumable upload's ``Location`` is rewritten to come back through the proxy.
 A fault matches method (regex) + path (regex, searched) + an optional predicate on the JSON body (for an
 upload, the job resource in its first part), and fires on the first ``first`` matching requests or on
-every ``every``-th.
+every ``every``-th. ``answer_lost`` forwards the request (the server acts on it) and closes the connection
+without the answer, so the client's retry meets what the first request did (a 409 for a table or job).
 
 What real BigQuery answers, and where that was found:
 - 5xx: ``backendError`` with 500 or 503 (cloud.google.com/bigquery/docs/error-messages, the error table).
