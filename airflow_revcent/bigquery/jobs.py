@@ -190,8 +190,10 @@ class JobRunner:
             try:
                 job = self.get(job_id)
                 if job is not None and job.state == "DONE" and job.error_result:
-                    # An earlier call's job failed under this id (ids cannot be reused): judge it, then move on.
-                    raise _failed(job, job_id, self.table, None)
+                    # An earlier call's job failed under this id (ids cannot be reused): judge it, then move on
+                    # at once (it failed before this call: nothing to wait for).
+                    last_error, n = _failed(job, job_id, self.table, None).errors, n + 1
+                    continue
                 if job is None:
                     job = self.submit(job_id, submit)
                 else:
@@ -201,8 +203,6 @@ class JobRunner:
                 return job
             except _Retry as retry:
                 last_error = str(retry)
-            except _JobFailed as failed:
-                last_error, n = failed.errors, n + 1
             except _CAUGHT as exc:
                 # The client raises a failed job's error as an HTTP error (backendError as a 500): the job's own
                 # errorResult tells a failed job from a failure to reach BigQuery.
@@ -237,11 +237,10 @@ class _Retry(Exception):
     """A job step that failed in a way another try may fix (internal)."""
 
 
-class _JobFailed(Exception):
+class _JobFailed:
     """A job failed in a way a new job may fix: transient, or lost to a concurrent writer (internal)."""
 
     def __init__(self, errors: str) -> None:
-        super().__init__(errors)
         self.errors = errors
 
 

@@ -143,9 +143,18 @@ def test_a_transient_or_lost_race_failure_runs_a_new_job_under_the_next_id(error
 def test_an_id_whose_job_failed_in_an_earlier_attempt_is_not_reused():
     client = FakeClient(None)
     client.jobs["b"] = FakeJob("b", BACKEND)
-    jobs, _ = runner(client)
+    jobs, clock = runner(client)
     assert jobs.run("b", client.submit).job_id == "b_r1"
-    assert client.submitted == ["b_r1"]
+    assert client.submitted == ["b_r1"] and clock.waits == []  # it failed before this call: no wait
+
+
+def test_an_earlier_job_bigquery_refused_for_good_is_not_tried_again():
+    client = FakeClient()
+    client.jobs["b"] = FakeJob("b", INVALID)
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryPermanentError, match="JSON parsing error"):
+        jobs.run("b", client.submit)
+    assert client.submitted == []
 
 
 def test_a_running_job_under_the_id_is_reattached_not_submitted_again():
