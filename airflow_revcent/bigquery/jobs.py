@@ -136,6 +136,14 @@ class JobRunner:
                     log.info("An earlier attempt's job %s is still %s; waiting for it", job.job_id, job.state)
                     try:
                         job.result(retry=API_RETRY)
+                    except TRANSPORT_ERRORS as exc:
+                        if not getattr(job, "error_result", None):
+                            # Whether it applied is unknown: running another could apply the load twice.
+                            raise RevCentBigQueryError(
+                                f"Could not learn whether BigQuery job {job.job_id} (an earlier attempt's) applied "
+                                f"this load: {type(exc).__name__}: {exc}. The destination {self.table} was not "
+                                "changed by this attempt; retry the task.", job_id=job.job_id) from exc
+                        continue
                     except google_exceptions.GoogleAPICallError:
                         continue
                 if not job.error_result:

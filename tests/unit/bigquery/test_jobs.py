@@ -363,3 +363,18 @@ def test_a_dataset_in_another_location_is_a_permanent_failure():
     destination = CustomersDestination(Client(), TableRef("p", "d", "t"), (), location="US")  # type: ignore[arg-type]  # a fake
     with pytest.raises(RevCentBigQueryPermanentError, match="location 'EU'"):
         destination._ensure_dataset()
+
+
+def test_an_earlier_attempts_job_that_cannot_be_polled_fails_the_task_retryably_and_runs_nothing():
+    client = FakeClient()
+    running = FakeJob("a_t1", state="RUNNING")
+
+    def unreachable(**kwargs: object) -> FakeJob:
+        raise google_exceptions.RetryError("Deadline of 300.0s exceeded", ConnectionError("reset"))
+
+    running.result = unreachable  # type: ignore[method-assign]  # polling gives up
+    client.jobs["a_t1"] = running
+    jobs, _ = runner(client)
+    with pytest.raises(RevCentBigQueryError, match="Could not learn whether BigQuery job a_t1") as info:
+        jobs.find_applied("a", 2)
+    assert not isinstance(info.value, RevCentBigQueryPermanentError) and client.submitted == []
