@@ -7,7 +7,8 @@ the same place in the nesting (``loyalty_tier``, ``customer_card.network``), its
 table's columns). Objects, arrays and paths with mixed types stay in ``_unknown_fields``.
 
 Types: strings STRING, booleans BOOLEAN, integers INTEGER, decimals NUMERIC (integers mixed with
-decimals too), decimals beyond NUMERIC's 9 places FLOAT.
+decimals too), decimals beyond NUMERIC's 9 places FLOAT. A promoted INTEGER beyond +-(2**53 - 1) is
+written as a string of its digits, as every INTEGER is (:func:`airflow_revcent.jsontext.int64_value`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from airflow_revcent.columns import UNKNOWN_FIELDS_COLUMN, Column
+from airflow_revcent.jsontext import int64_value
 
 #: Marks a promoted column in the table, so later runs know it holds an API field (a column a user
 #: added by hand is never written by the pipeline).
@@ -103,26 +105,29 @@ def promote(row: dict[str, Any], promotions: Sequence[Promotion]) -> dict[str, A
     if not extra:
         return row
     for promotion in promotions:
-        _move(extra, row, promotion.steps)
+        _move(extra, row, promotion.steps, promotion.type)
     if not _prune(extra):
         del row[UNKNOWN_FIELDS_COLUMN]
     return row
 
 
-def _move(extra: Any, target: Any, steps: Sequence[tuple[str, bool]]) -> None:
+def _move(extra: Any, target: Any, steps: Sequence[tuple[str, bool]], kind: str) -> None:
     (name, is_array), rest = steps[0], steps[1:]
     if not isinstance(extra, dict) or name not in extra or not isinstance(target, dict):
         return
     if not rest:
-        target[name] = extra.pop(name)
+        value = extra.pop(name)
+        # An INTEGER column's value beyond +-(2**53 - 1) is written as a string, as BigQuery's JSON loader
+        # asks (in _unknown_fields, a JSON column, it was a number).
+        target[name] = int64_value(value) if kind == "INTEGER" and type(value) is int else value
         return
     if is_array:
         items, targets = extra.get(name), target.get(name)
         if isinstance(items, list) and isinstance(targets, list):
             for sub, dest in zip(items, targets, strict=False):
-                _move(sub, dest, rest)
+                _move(sub, dest, rest, kind)
     else:
-        _move(extra.get(name), target.get(name), rest)
+        _move(extra.get(name), target.get(name), rest, kind)
 
 
 def _prune(node: Any) -> bool:

@@ -86,7 +86,23 @@ class RevCentCountMismatchError(RevCentError):
 
 
 class RevCentBigQueryError(RevCentError):
-    """A BigQuery step failed: a conflicting table schema, a dataset in another location, a failed job."""
+    """A BigQuery step failed. This class itself is retried by Airflow: BigQuery's transient failures that
+    outlasted the pipeline's own retries, and failures whose reason says neither transient nor permanent.
+
+    :param message: what failed and how to fix it.
+    :param reason: BigQuery's error reason (``invalidQuery``, ``backendError``, ...), when there was one.
+    :param job_id: the job that failed, when a job did.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.job_id = job_id
+
+
+class RevCentBigQueryPermanentError(RevCentBigQueryError):
+    """A BigQuery failure another try cannot fix: an invalid statement or load, access denied, a table whose
+    schema conflicts, a dataset in another location. Never retried."""
 
 
 class RevCentDiskSpaceError(RevCentError):

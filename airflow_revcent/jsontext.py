@@ -17,7 +17,9 @@ rows hash as they did before decimals), otherwise as a JSON string of that text
 (``"12345678901234567890.12"``), which BigQuery's NDJSON loader reads exactly for NUMERIC and
 BIGNUMERIC, while a reader that parses numbers through a double would not. Integers beyond 64
 bits (orjson refuses them, and BigQuery's JSON type holds none of them exactly) are written as JSON
-strings of their digits too.
+strings of their digits too. An INTEGER column's value beyond +-(2**53 - 1) is a JSON string of its
+digits (:func:`int64_value`): BigQuery's JSON loader asks for that, since a reader that parses
+numbers as doubles would corrupt it; values in a JSON column stay numbers.
 """
 
 from __future__ import annotations
@@ -93,6 +95,20 @@ def repair_surrogates(value: Any, path: str, found: Callable[[str], None]) -> An
             value[key] = repair_surrogates(item, f"{path}.{key}" if path else key, found)
         return value
     return value
+
+
+#: The largest integer below which a double holds every integer (``2**53 - 1``, JavaScript's
+#: ``Number.MAX_SAFE_INTEGER``): BigQuery's JSON loader asks for INT64 values beyond +-this as strings.
+MAX_EXACT_JSON_INT = (1 << 53) - 1
+
+
+def int64_value(value: int) -> int | str:
+    """An INTEGER column's value as its NDJSON text needs it: the int itself within +-(2**53 - 1), else the
+    string of its digits, which BigQuery's loader reads exactly for INT64.
+
+    :param value: an integer (within INT64: the caller checks the range).
+    """
+    return value if -MAX_EXACT_JSON_INT <= value <= MAX_EXACT_JSON_INT else str(value)
 
 
 def decimal_text(value: Decimal) -> str:

@@ -11,7 +11,9 @@ How values land (every value written is one BigQuery's NDJSON loader accepts for
   place, the rest of the string intact, in values and in object keys; each (customer id, field
   path) is logged once and counted (summary ``replaced_surrogates``). Everything else arrives
   unchanged: strings (empty ones too), booleans, array order.
-* INTEGER: an integer within INT64 (-2**63 .. 2**63-1); outside it is a data error.
+* INTEGER: an integer within INT64 (-2**63 .. 2**63-1); outside it is a data error. Beyond
+  +-(2**53 - 1) it is written as a JSON string of its digits, as BigQuery's JSON loader asks (a JSON
+  number that large may be read through a double and corrupted); below, as a number.
 * NUMERIC (money, and averages of it): at most 29 integer digits and 9 decimal places, BigQuery's
   NUMERIC. A value with more places (a float artifact such as ``33.333333333333336`` or
   ``0.30000000000000004``, an exponent form such as ``1e-12``) is rounded to 9 places half away from
@@ -47,6 +49,7 @@ from typing import Any, Literal
 
 from airflow_revcent.columns import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
+from airflow_revcent.jsontext import int64_value
 from airflow_revcent.pii import PiiSettings, apply_pii
 from airflow_revcent.timefmt import timestamp_text
 
@@ -431,11 +434,11 @@ _NUMERIC_RANGE = f"NUMERIC, at most {NUMERIC_INTEGER_DIGITS} integer digits (Big
 _INTEGER_RANGE = "INTEGER within INT64 (-2**63 .. 2**63-1)"
 
 
-def _check_integer(value: Any) -> int:
+def _check_integer(value: Any) -> int | str:
     if type(value) is not int:
         raise TypeError
     if INT64_MIN <= value <= INT64_MAX:
-        return value
+        return int64_value(value)  # beyond +-(2**53 - 1): a string, as BigQuery's JSON loader asks
     raise _OutOfRange(_INTEGER_RANGE)
 
 

@@ -18,11 +18,12 @@ What follows BigQuery's documented rules rather than the local server's leniency
   and does not apply the load again if it succeeded), then runs its own under ids of its own, so
   a run whose earlier attempts failed can always be retried once the cause is fixed.
 * **Transient failures** of any API call (5xx, ``backendError``, ``rateLimitExceeded``, dropped
-  connections) are retried with backoff by the client (:data:`API_RETRY`); a failed job whose
-  reason is transient, or that lost to a concurrent writer ("Could not serialize access",
-  "Transaction is aborted due to concurrent update", "Too many DML statements outstanding"), is
-  run again as a new job after a jittered backoff, within :data:`JOB_ATTEMPTS` and
-  :data:`JOB_BUDGET_SECONDS`. Any other job failure fails at once, naming the job and table.
+  connections) are retried with backoff by the client; a failed job whose reason is transient, or
+  that lost to a concurrent writer ("Could not serialize access", "Transaction is aborted due to
+  concurrent update", "Too many DML statements outstanding"), is run again as a new job
+  (:class:`~airflow_revcent.bigquery.jobs.JobRunner`). Any other job failure fails at once, naming
+  the job and table; a job BigQuery refuses for good, a conflicting schema and a dataset in another
+  location as :class:`~airflow_revcent.exceptions.RevCentBigQueryPermanentError` (never retried).
 * **Expiration.** A dataset's default table and partition expirations would apply to a new table
   and delete customers silently: the pipeline clears them on every table it creates (staging
   tables excepted, which expire on purpose) and says so in the log, and checks its own tables
@@ -56,7 +57,6 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
-from google.cloud.bigquery.retry import DEFAULT_RETRY
 
 from airflow_revcent.bigquery.adoption import decide, shape_of
 from airflow_revcent.bigquery.fields import (
@@ -68,6 +68,7 @@ from airflow_revcent.bigquery.fields import (
     to_schema_fields,
     written_columns,
 )
+from airflow_revcent.bigquery.jobs import API_RETRY, JOB_ATTEMPTS, JobRunner
 from airflow_revcent.bigquery.statements import (
     CREATED_UNIX_COLUMN,
     adoption_fill_statement,
@@ -88,7 +89,12 @@ from airflow_revcent.columns import (
     table_columns,
 )
 from airflow_revcent.drift import Promotion, add_columns, with_promoted
-from airflow_revcent.exceptions import RevCentBigQueryError, RevCentConfigError, RevCentPiiPolicyError
+from airflow_revcent.exceptions import (
+    RevCentBigQueryError,
+    RevCentBigQueryPermanentError,
+    RevCentConfigError,
+    RevCentPiiPolicyError,
+)
 from airflow_revcent.pii import (
     PiiPolicy,
     PiiSettings,
@@ -123,21 +129,6 @@ LOCK_SCHEMA = [
     SchemaField("run_id", "STRING", description="The Airflow run that wrote last."),
     SchemaField("updated_at", "TIMESTAMP", description="When."),
 ]
-#: Job failure reasons worth another job (BigQuery's own transient failures).
-TRANSIENT_REASONS = frozenset({"backendError", "internalError", "jobBackendError", "jobInternalError",
-                               "rateLimitExceeded", "jobRateLimitExceeded", "backendErrorRetry"})
-#: Messages of a job that lost to a concurrent writer of the same table: another job will succeed.
-CONCURRENCY_MESSAGES = ("could not serialize access", "concurrent update", "too many dml statements outstanding",
-                        "failed to commit")
-#: How many jobs, and for how long, one step (a load, the transaction) may try.
-JOB_ATTEMPTS = 8
-JOB_BUDGET_SECONDS = 900.0
-#: A job that was accepted (409) may take a moment to be visible to jobs.get.
-JOB_VISIBLE_SECONDS = 30.0
-#: Every API call is retried on BigQuery's transient errors, and on any 5xx.
-API_RETRY = DEFAULT_RETRY.with_predicate(
-    lambda exc: DEFAULT_RETRY._predicate(exc) or isinstance(exc, google_exceptions.ServerError)
-).with_deadline(300.0)
 
 
 @dataclass
@@ -215,8 +206,8 @@ class CustomersDestination:
         self.labels = dict(labels or {})
         self.job_prefix = job_prefix
         self.kms_key_name = kms_key_name
-        #: The job this destination is waiting on, for on_kill to cancel.
-        self.current_job: Any = None
+        #: Runs every job (load, transaction) in the dataset's location once that is settled.
+        self.jobs = JobRunner(client, table, location=lambda: self.location)
         self.table = table
         self.wanted_columns = tuple(api_columns)
         self._set_api_columns(api_columns)
@@ -332,7 +323,7 @@ class CustomersDestination:
         have = from_schema_fields(self._schemas[self.table])
         lost = [c.name for c in METADATA_COLUMNS if find_column(have, c.name) is None]
         if lost:
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Table {self.table} lacks columns the pipeline needs and could not add them: {', '.join(lost)}. "
                 "Add them (see docs/reference.md for their types) or load into a new table."
             )
@@ -378,7 +369,7 @@ class CustomersDestination:
             log.info("Created dataset %s in %s", self.table.dataset_id, dataset.location)
         actual = dataset.location or DEFAULT_LOCATION
         if self.requested_location and actual.lower() != self.requested_location.lower():
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Dataset {self.table.dataset_id} is in location {actual!r}, but location="
                 f"{self.requested_location!r} was asked for. Set location={actual!r} (or leave it unset to use "
                 "the dataset's), or choose a destination_table in a dataset of that location."
@@ -407,7 +398,7 @@ class CustomersDestination:
             self.client.create_dataset(new, exists_ok=True, retry=API_RETRY)
             return
         if (dataset.location or DEFAULT_LOCATION).lower() != (self.location or DEFAULT_LOCATION).lower():
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Dataset {dataset_id} is in location {dataset.location!r} but the destination's dataset is in "
                 f"{self.location!r}; one transaction cannot span locations. Put the history table beside the "
                 "destination."
@@ -428,7 +419,7 @@ class CustomersDestination:
                 return []
             diff = diff_schema(schema, existing.schema)
             if diff.conflicts:
-                raise RevCentBigQueryError(
+                raise RevCentBigQueryPermanentError(
                     f"Table {ref} exists with a schema that conflicts with the customers schema: "
                     f"{'; '.join(diff.conflicts)}. Load into another table, or fix or drop those columns (the "
                     "expected schema is in docs/reference.md)."
@@ -476,16 +467,18 @@ class CustomersDestination:
         return self.client.query(sql, job_id=job_id, job_config=config, location=self.location, job_retry=None,
                                  retry=API_RETRY)
 
+    @property
+    def current_job(self) -> Any:
+        """The job this destination is waiting on (or waited on last), for on_kill and the job link."""
+        return self.jobs.current
+
+    @current_job.setter
+    def current_job(self, job: Any) -> None:
+        self.jobs.current = job
+
     def cancel(self) -> None:
         """Cancel the job this destination waits on (on_kill: a killed task must not commit later)."""
-        job = self.current_job
-        if job is None or getattr(job, "state", None) == "DONE":
-            return
-        try:
-            self.client.cancel_job(job.job_id, location=self.location, retry=API_RETRY)
-            log.warning("Cancelled BigQuery job %s", job.job_id)
-        except google_exceptions.GoogleAPICallError as exc:
-            log.warning("Could not cancel BigQuery job %s: %s", job.job_id, exc)
+        self.jobs.cancel()
 
     def _clear_inherited_expiration(self, ref: TableRef) -> None:
         """A dataset's default expirations apply to every new table; customers must never expire silently."""
@@ -576,7 +569,7 @@ class CustomersDestination:
             return
         verdict = decide(str(self.table), shape_of(table), [f.name for f in self.schema])
         if verdict.refusal:
-            raise RevCentBigQueryError(verdict.refusal)
+            raise RevCentBigQueryPermanentError(verdict.refusal)
         if verdict.warning:
             log.warning("%s", verdict.warning)
         if verdict.max_days_per_statement:
@@ -590,7 +583,7 @@ class CustomersDestination:
         unplaced, orphans, examples = self._count_unplaced(created is not None, CREATED_UNIX_COLUMN in have)
         if orphans:
             lacking = "" if CREATED_UNIX_COLUMN in have else f" (the table has no {CREATED_UNIX_COLUMN} column)"
-            raise RevCentBigQueryError(
+            raise RevCentBigQueryPermanentError(
                 f"Table {self.table} holds {orphans} row(s) with neither {PARTITION_COLUMN} nor "
                 f"{CREATED_UNIX_COLUMN}{lacking}, e.g. ids {', '.join(examples)}: the pipeline cannot tell which "
                 "day they belong to, so its next read of those customers would add each a second time. Set "
@@ -691,7 +684,9 @@ class CustomersDestination:
         table.expires = datetime.now(UTC) + self.staging_expiration
         self._encrypt(table)
         self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
-        self.client.create_table(table, retry=API_RETRY)
+        # exists_ok: a create whose answer was lost is retried by the client and answered 409; the table
+        # this attempt just made is the one it wants (the delete above cleared any earlier one).
+        self.client.create_table(table, exists_ok=True, retry=API_RETRY)
         staged = self._epoch(staging)
         for path in load.files:
             # Named by what the file holds: the same attempt resubmitting a file reattaches; nothing else does.
@@ -728,93 +723,15 @@ class CustomersDestination:
             log.warning("Could not drop staging table %s (it expires by itself): %s", staging, exc)
 
     def _get_job(self, job_id: str) -> Any | None:
-        try:
-            return self.client.get_job(job_id, location=self.location, retry=API_RETRY)
-        except google_exceptions.NotFound:
-            return None
+        return self.jobs.get(job_id)
 
     def _find_applied(self, base: str, attempt: int) -> Any | None:
-        """An applying job of this or an earlier attempt that succeeded (waiting for one still running)."""
-        for tried in range(1, attempt + 1):
-            for n in range(JOB_ATTEMPTS):
-                job = self._get_job(_suffixed(f"{base}_t{tried}", n))
-                if job is None:
-                    break
-                if job.state != "DONE":
-                    log.info("An earlier attempt's job %s is still %s; waiting for it", job.job_id, job.state)
-                    try:
-                        job.result(retry=API_RETRY)
-                    except google_exceptions.GoogleAPICallError:
-                        continue
-                if not job.error_result:
-                    return job
-        return None
-
-    def _submit(self, job_id: str, submit: Callable[[str], Any]) -> Any:
-        """Submit a job under an id, or reattach to the one that id already names."""
-        try:
-            return submit(job_id)
-        except google_exceptions.Conflict:
-            pass  # submitted before (a retried request, a resumed attempt): take that job
-        except (google_exceptions.ServerError, google_exceptions.TooManyRequests, ConnectionError) as exc:
-            # The request may have reached BigQuery before the error: look before submitting again.
-            job = self._get_job(job_id)
-            if job is not None:
-                return job
-            raise _Retry(f"submitting {job_id}: {exc}") from exc
-        deadline = time.monotonic() + JOB_VISIBLE_SECONDS
-        while True:
-            job = self._get_job(job_id)
-            if job is not None:
-                log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
-                return job
-            if time.monotonic() > deadline:
-                raise _Retry(f"job {job_id} was reported as existing but never became visible")
-            time.sleep(1.0)
+        """An applying job of this or an earlier attempt that succeeded (see :meth:`JobRunner.find_applied`)."""
+        return self.jobs.find_applied(base, attempt)
 
     def _run_job(self, base: str, submit: Callable[[str], Any]) -> Any:
-        """Run a job under the first free deterministic id; run it again as a new job after a transient
-        failure or a lost race with a concurrent writer, with jittered backoff, within a budget."""
-        started = time.monotonic()
-        last_error = "no job ran"
-        for n in range(JOB_ATTEMPTS):
-            job_id = _suffixed(base, n)
-            job = self._get_job(job_id)
-            if job is not None and job.state == "DONE" and job.error_result:
-                last_error = str(job.error_result.get("message", job.error_result))
-                continue  # an earlier try failed under this id; ids cannot be reused
-            try:
-                if job is None:
-                    job = self._submit(job_id, submit)
-                else:
-                    log.info("Reattaching to BigQuery job %s (state %s)", job_id, job.state)
-                self.current_job = job
-                job.result(retry=API_RETRY)
-                return job
-            except _Retry as retry:
-                last_error = str(retry)
-            except google_exceptions.GoogleAPICallError as exc:
-                errors = _job_errors(job, exc)
-                reason = (getattr(job, "error_result", None) or {}).get("reason")
-                if not (reason in TRANSIENT_REASONS or _lost_race(errors)):
-                    raise RevCentBigQueryError(
-                        f"BigQuery job {job_id} failed: {errors}. The destination {self.table} was not changed."
-                    ) from None
-                last_error = errors
-            if time.monotonic() - started > JOB_BUDGET_SECONDS:
-                break
-            wait = random.uniform(0, min(60.0, 2.0 ** n))  # noqa: S311 - jitter, not security
-            log.warning("BigQuery job %s failed transiently (%s); a new job in %.1f s", job_id, last_error, wait)
-            time.sleep(wait)
-        raise RevCentBigQueryError(
-            f"BigQuery jobs {base}* failed {JOB_ATTEMPTS} times or for {JOB_BUDGET_SECONDS:.0f} s; last error: "
-            f"{last_error}. The destination {self.table} was not changed. Retry the task once the cause is fixed "
-            "(for concurrent writers: let the other run finish, or lower max_active_runs)."
-        )
-
-
-class _Retry(Exception):
-    """A job step that failed in a way another try may fix (internal)."""
+        """Run a job under the first free deterministic id, retried as :meth:`JobRunner.run` says."""
+        return self.jobs.run(base, submit)
 
 
 _LABEL_INVALID = re.compile(r"[^a-z0-9_-]")
@@ -906,30 +823,9 @@ def _inherited_expirations(table: Any, dataset: Any) -> tuple[bool, bool]:
     return table_inherited, partition_inherited
 
 
-def _lost_race(errors: str) -> bool:
-    """A DML job aborted because another one wrote the same table at the same time; a new job succeeds.
-
-    BigQuery says "concurrent update" or "Too many DML statements outstanding"; the local
-    BigQuery-API server (DuckLake) says "failed to commit".
-    """
-    lowered = errors.lower()
-    return any(message in lowered for message in CONCURRENCY_MESSAGES)
-
-
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:32]
-
-
-def _suffixed(base: str, n: int) -> str:
-    return base if n == 0 else f"{base}_r{n}"
-
-
-def _job_errors(job: Any, exc: Exception) -> str:
-    errors = getattr(job, "errors", None) or []
-    messages = [str(e.get("message", e)) for e in errors[:5]] or [str(exc)]
-    return "; ".join(messages)
-

@@ -39,6 +39,7 @@ from airflow_revcent.compat import failing_fast, has_retry_policies
 from airflow_revcent.drift import plan_promotions, promote
 from airflow_revcent.exceptions import (
     RevCentAuthError,
+    RevCentBigQueryPermanentError,
     RevCentConfigError,
     RevCentCountMismatchError,
     RevCentDataError,
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
 #: Failures that another try cannot fix: the task fails at once instead of retrying. Classes, not
 #: dotted paths: a renamed class is an import error here, never a rule that silently stops matching.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
-    RevCentConfigError, RevCentAuthError, RevCentRequestError, RevCentDataError,
+    RevCentConfigError, RevCentAuthError, RevCentRequestError, RevCentDataError, RevCentBigQueryPermanentError,
 )
 _UNSET = (None, "", "None")
 
@@ -190,7 +191,8 @@ def _kms_key(encryption_configuration: dict[str, Any] | None) -> str | None:
 
 
 def default_retry_policy() -> ExceptionRetryPolicy | None:
-    """Retry transient failures as the task says; fail bad input and rejected keys at once.
+    """Retry transient failures as the task says; fail bad input, rejected keys and permanent BigQuery failures
+    (an invalid statement or load, access denied, a conflicting schema) at once.
 
     ``None`` on Airflow 3.1 and 3.2, which have no task retry policies: there ``execute`` raises these
     errors as ``AirflowFailException`` too (:func:`airflow_revcent.compat.failing_fast`), with the same effect.
@@ -201,7 +203,8 @@ def default_retry_policy() -> ExceptionRetryPolicy | None:
         return None
     return ExceptionRetryPolicy(
         rules=[RetryRule(exception=list(PERMANENT_ERRORS), action=RetryAction.FAIL,
-                         reason="Bad input or a rejected API key: another try would fail the same way.")]
+                         reason="Bad input, a rejected API key or a job BigQuery refused: another try would fail the "
+                                "same way.")]
     )
 
 

@@ -4,7 +4,10 @@ The rules follow BigQuery's documentation for loading newline-delimited JSON, ap
 (where BigQuery would coerce, this check refuses, so the pipeline never relies on a coercion):
 
 * STRING: a JSON string of valid UTF-8, no surrogate code points (a lone ``\\ud83d`` escape).
-* INTEGER/INT64: a JSON integer, or a string of digits, within -2**63 .. 2**63-1.
+* INTEGER/INT64: a JSON integer within +-(2**53 - 1), or a string of digits within -2**63 .. 2**63-1.
+  BigQuery's JSON loading documentation asks for an integer beyond +-(2**53 - 1) as a string "to avoid
+  data corruption" (a JSON number that large may be read through a double), so a number beyond it is
+  refused here.
 * FLOAT/FLOAT64: a finite JSON number.
 * NUMERIC: a JSON number or string of a decimal with at most 29 integer digits and 9 fractional
   digits. BIGNUMERIC: at most 38 fractional digits and 38 integer digits (39 within the type's
@@ -53,6 +56,7 @@ _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?\s*(Z|z|UTC|[+-]\d{2}:\d{2})?\Z")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+_MAX_EXACT_JSON_INT = (1 << 53) - 1
 _BIGNUMERIC_MAX = Decimal("578960446186580977117854925043439539266.34992332820282019728792003956564819967")
 _MIN_TS = datetime(1, 1, 1, tzinfo=UTC)
 _MAX_TS = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -136,6 +140,9 @@ def _integer(value: Any) -> str | None:
         return f"INTEGER needs an integer (number or digits), got {_kind(value)}"
     if not _INT64[0] <= int(value) <= _INT64[1]:
         return f"INTEGER {value} is outside INT64"
+    if isinstance(value, NumberText) and abs(int(value)) > _MAX_EXACT_JSON_INT:
+        return (f"INTEGER {value} is a JSON number beyond +-(2**53 - 1), which the loader may corrupt: "
+                "write it as a string")
     return None
 
 

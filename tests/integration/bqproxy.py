@@ -10,7 +10,8 @@ Every request is forwarded (loopback only) with its path, query string and body;
 with a Content-Length, and a resumable upload's ``Location`` is rewritten to come back through the proxy.
 A fault matches method (regex) + path (regex, searched) + an optional predicate on the JSON body (for an
 upload, the job resource in its first part), and fires on the first ``first`` matching requests or on
-every ``every``-th.
+every ``every``-th. ``answer_lost`` forwards the request (the server acts on it) and closes the connection
+without the answer, so the client's retry meets what the first request did (a 409 for a table or job).
 
 What real BigQuery answers, and where that was found:
 - 5xx: ``backendError`` with 500 or 503 (cloud.google.com/bigquery/docs/error-messages, the error table).
@@ -69,7 +70,8 @@ _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 
 _REASON_STATUS = {"invalidQuery": 400, "resourcesExceeded": 400, "rateLimitExceeded": 429}  # else 500
 _HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",
         "content-length"}
-Action = Literal["error", "drop", "reset", "conflict_unseen", "job_error"]
+TABLES = r"/datasets/[^/]+/tables$"  # tables.insert
+Action = Literal["error", "drop", "lost", "reset", "conflict_unseen", "job_error"]
 
 
 @dataclass
@@ -114,6 +116,11 @@ def precondition_failed(method: str = "PATCH|PUT", path: str = TABLE, **kw: Any)
 def dropped(method: str = "[A-Z]+", path: str = ".", **kw: Any) -> Fault:
     """Read the request, then close the connection without an answer."""
     return Fault(method, path, action="drop", **kw)
+
+
+def answer_lost(method: str = "POST", path: str = TABLES, **kw: Any) -> Fault:
+    """Forward the request (the server acts on it), then close the connection without the answer."""
+    return Fault(method, path, action="lost", **kw)
 
 
 def reset_mid_upload(method: str = "POST|PUT", path: str = UPLOAD, **kw: Any) -> Fault:
@@ -348,7 +355,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._answer(exchange, *synthetic)
             else:
                 self._relay(exchange, *self._forward(raw))
-        elif fault.action == "drop":
+        elif fault.action in ("drop", "lost"):
+            if fault.action == "lost":
+                self._forward(raw)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
         elif fault.action == "error":

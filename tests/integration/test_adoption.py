@@ -22,7 +22,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
-from airflow_revcent.exceptions import RevCentBigQueryError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError
 from revcent_sandbox import CustomerStore
 
 from . import bqproxy
@@ -104,7 +104,7 @@ def test_a_team_row_without_created_date_unix_is_refused_before_any_change(store
     client.query(f"UPDATE `{client.project}.{table_name}` SET created_date_unix = NULL "
                  f"WHERE id = '{store.truth(START, END)[0]['id']}'").result()
     before = client.get_table(table_name)
-    with pytest.raises(RevCentBigQueryError, match=rf"{table_name}.*1 row.*created_date_unix"):
+    with pytest.raises(RevCentBigQueryPermanentError, match=rf"{table_name}.*1 row.*created_date_unix"):
         run_operator(destination_table=table_name, **RANGE)
     after = client.get_table(table_name)
     assert [f.name for f in after.schema] == [f.name for f in before.schema]
@@ -117,7 +117,7 @@ def test_a_team_table_that_requires_a_filter_on_another_column_is_refused_before
     _team_table(client, table_name, store, time_partitioning=bigquery.TimePartitioning(field="loaded_at"),
                 require_partition_filter=True)
     before = client.get_table(table_name)
-    with pytest.raises(RevCentBigQueryError) as raised:
+    with pytest.raises(RevCentBigQueryPermanentError) as raised:
         run_operator(destination_table=table_name, **RANGE)
     message = str(raised.value)
     assert table_name in message and "loaded_at" in message and "require_partition_filter" in message

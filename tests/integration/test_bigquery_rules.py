@@ -19,8 +19,9 @@ from google.cloud.bigquery import SchemaField
 
 from airflow_revcent.bigquery.fields import to_schema_fields
 from airflow_revcent.bigquery.statements import MAX_DAYS_PER_STATEMENT
+from airflow_revcent.bigquery.tables import STAGING_PREFIX
 from airflow_revcent.columns import table_columns
-from airflow_revcent.exceptions import RevCentBigQueryError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError
 from airflow_revcent.pii import PiiSettings
 from revcent_sandbox import CustomerStore
 
@@ -302,6 +303,12 @@ def test_two_overlapping_runs_never_leave_two_rows_for_a_customer(store, through
     assert assert_statements_valid(bq_proxy, client) >= 3
 
 
+def _staging_create(body: Any) -> bool:
+    """A tables.insert of a staging table."""
+    table_id = body.get("tableReference", {}).get("tableId", "") if isinstance(body, dict) else ""
+    return str(table_id).startswith(STAGING_PREFIX)
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -310,6 +317,10 @@ def test_two_overlapping_runs_never_leave_two_rows_for_a_customer(store, through
         pytest.param(lambda t: bqproxy.rate_limited("GET", bqproxy.JOB_GET, first=2), id="rateLimitExceeded"),
         pytest.param(lambda t: bqproxy.dropped("GET", bqproxy.JOB_GET, first=1), id="dropped"),
         pytest.param(lambda t: bqproxy.reset_mid_upload(first=1), id="reset-upload"),
+        pytest.param(lambda t: bqproxy.answer_lost(when=_staging_create, first=1),
+                     id="staging-create-answer-lost"),
+        pytest.param(lambda t: bqproxy.answer_lost(path=bqproxy.JOBS_INSERT, when=bqproxy.query_contains("BEGIN"),
+                                                   first=1), id="transaction-insert-answer-lost"),
         pytest.param(lambda t: bqproxy.conflict_not_visible(
             unseen_gets=2, when=bqproxy.query_contains("BEGIN TRANSACTION"), first=1), id="409-not-visible"),
         pytest.param(lambda t: bqproxy.serialize_conflict(t, when=bqproxy.query_contains("BEGIN"), first=2),
@@ -338,16 +349,21 @@ def test_a_schema_update_that_races_another_is_read_again(store, through_proxy, 
     assert_table_matches(client, table_name, store.truth(START, END))
 
 
-def test_a_permanent_job_failure_fails_at_once_naming_job_and_table(store, through_proxy, bq_proxy, table_name):
+@pytest.mark.parametrize(("reason", "message"), [
+    ("accessDenied", "Access Denied: Table x: permission bigquery.tables.updateData denied"),
+    ("invalidQuery", "Syntax error: Unexpected keyword WHEN at [12:3]"),
+])
+def test_a_permanent_job_failure_fails_at_once_naming_job_and_table(store, through_proxy, bq_proxy, table_name,
+                                                                     reason, message):
     client = through_proxy(store)
     run_operator(destination_table=table_name, **RANGE)
     before = sorted(table_rows(client, table_name), key=lambda r: r["id"])
     store.mutate(0.5, seed=12)
-    bq_proxy.add_fault(bqproxy.job_failed("accessDenied", "Access Denied: Table x: permission bigquery.tables."
-                                          "updateData denied", when=bqproxy.query_contains("BEGIN")))
-    with pytest.raises(RevCentBigQueryError, match=r"BigQuery job revcent_apply_\w+ failed: Access Denied.*"
-                                                   rf"{table_name} was not changed"):
+    bq_proxy.add_fault(bqproxy.job_failed(reason, message, when=bqproxy.query_contains("BEGIN")))
+    with pytest.raises(RevCentBigQueryPermanentError, match=rf"BigQuery job revcent_apply_\w+ failed: {message[:12]}"
+                                                            rf".*{table_name} was not changed") as info:
         run_operator(destination_table=table_name, **RANGE)
+    assert info.value.reason == reason
     assert sorted(table_rows(client, table_name), key=lambda r: r["id"]) == before
     assert len([1 for _, sql in bq_proxy.queries() if "BEGIN TRANSACTION" in sql]) == 2  # no retry
 

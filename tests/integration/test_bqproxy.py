@@ -20,6 +20,7 @@ from devtools import localbq
 from .bqproxy import (
     UPLOAD,
     BigQueryProxy,
+    answer_lost,
     conflict_not_visible,
     dropped,
     precondition_failed,
@@ -129,6 +130,19 @@ def test_dropped_connection(bq_proxy: BigQueryProxy, client: Any) -> None:
     assert client.get_dataset(DATASET, retry=FAST).dataset_id == DATASET
     assert [(e.fault, e.status) for e in bq_proxy.requests if e.path.endswith(DATASET)] == [
         ("drop", None), ("drop", None), (None, 200)]
+
+
+def test_a_create_whose_answer_was_lost_is_retried_and_answered_409(bq_proxy: BigQueryProxy, client: Any) -> None:
+    table_id = f"{client.project}.{DATASET}.t{next(_tables)}"
+    bq_proxy.add_fault(answer_lost(first=1))
+    with pytest.raises(exceptions.Conflict):  # the retry meets the table the lost request made
+        client.create_table(bigquery.Table(table_id, schema=SCHEMA), retry=FAST)
+    assert [(e.fault, e.status) for e in bq_proxy.requests if e.method == "POST" and e.path.endswith("/tables")] == [
+        ("lost", None), (None, 409)]
+    bq_proxy.add_fault(answer_lost(first=1))
+    other = f"{table_id}_b"
+    assert client.create_table(bigquery.Table(other, schema=SCHEMA), exists_ok=True, retry=FAST).table_id == (
+        other.rsplit(".", 1)[1])
 
 
 def test_reset_mid_upload_is_retried_without_loading_twice(bq_proxy: BigQueryProxy, client: Any, table: str) -> None:

@@ -17,8 +17,10 @@ def one(kind: str, text: str, mode: str = "NULLABLE") -> list[str]:
     [
         ("STRING", '"Zo\\u00eb \\ud83d\\ude80"'),  # a valid pair is fine
         ("STRING", '""'),
-        ("INTEGER", "9223372036854775807"),
-        ("INTEGER", "-9223372036854775808"),
+        ("INTEGER", "9007199254740991"),  # 2**53 - 1: the largest a double holds with every integer below it
+        ("INTEGER", "-9007199254740991"),
+        ("INTEGER", '"9223372036854775807"'),  # beyond, only as a string
+        ("INTEGER", '"-9223372036854775808"'),
         ("INTEGER", '"42"'),
         ("INT64", "0"),
         ("FLOAT", "33.333333333333336"),
@@ -50,8 +52,11 @@ def test_accepted(kind, text):
     [
         ("STRING", '"bad \\ud83d here"', "lone surrogate"),
         ("STRING", "12", "needs a JSON string"),
-        ("INTEGER", "9223372036854775808", "outside INT64"),
-        ("INTEGER", "-9223372036854775809", "outside INT64"),
+        ("INTEGER", '"9223372036854775808"', "outside INT64"),
+        ("INTEGER", '"-9223372036854775809"', "outside INT64"),
+        ("INTEGER", "9007199254740992", "write it as a string"),  # a JSON number the loader may corrupt
+        ("INTEGER", "-9007199254740992", "write it as a string"),
+        ("INTEGER", "9223372036854775807", "write it as a string"),
         ("INTEGER", "1.0", "needs an integer"),
         ("INTEGER", "true", "needs an integer"),
         ("NUMERIC", "0.1234567891", "10 fractional digits"),

@@ -63,3 +63,14 @@ def test_retry_policies_are_detected_as_the_sdk_has_them():
     except ImportError:
         expected = False
     assert compat.has_retry_policies() is expected
+
+
+def test_failing_fast_keeps_a_permanent_bigquery_failures_reason_and_job():
+    from airflow_revcent.exceptions import RevCentBigQueryPermanentError
+
+    error = RevCentBigQueryPermanentError("BigQuery job j failed", reason="invalidQuery", job_id="j")
+    with pytest.raises(RevCentBigQueryPermanentError) as info, compat.failing_fast((RevCentBigQueryPermanentError,),
+                                                                                   enabled=True):
+        raise error
+    assert isinstance(info.value, compat._fail_exception())
+    assert (str(info.value), info.value.reason, info.value.job_id) == ("BigQuery job j failed", "invalidQuery", "j")

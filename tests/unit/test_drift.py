@@ -73,3 +73,17 @@ def test_promoted_float_columns_are_checked_and_conflicts_name_the_right_type():
         converter.convert({"id": "f", "created_date_unix": 1, "score": "high"})
     with pytest.raises(RevCentDataError, match=r"field lifetime_value.all.amount_gross is 'x' .* says NUMERIC"):
         converter.convert({"id": "f", "created_date_unix": 1, "lifetime_value": {"all": {"amount_gross": "x"}}})
+
+
+def test_a_promoted_integer_beyond_2_53_lands_as_a_string_and_a_smaller_one_as_a_number():
+    kinds = {"loyalty_points": {value_kind(2**60), value_kind(7)}}
+    assert plan_promotions(kinds, customer_columns()) == [Promotion("loyalty_points", "INTEGER")]
+    rows = [{"id": "x", "_unknown_fields": {"loyalty_points": 2**60}},
+            {"id": "y", "_unknown_fields": {"loyalty_points": -(2**53)}},
+            {"id": "z", "_unknown_fields": {"loyalty_points": 7}}]
+    for row in rows:
+        promote(row, [Promotion("loyalty_points", "INTEGER")])
+    assert [r["loyalty_points"] for r in rows] == [str(2**60), str(-(2**53)), 7]
+    # In _unknown_fields (a JSON column) an integer stays a number; only the INTEGER column needs the string.
+    kept = {"id": "w", "_unknown_fields": {"loyalty_points": 2**60}}
+    assert promote(kept, [Promotion("loyalty_tier", "STRING")])["_unknown_fields"] == {"loyalty_points": 2**60}

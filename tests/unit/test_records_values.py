@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from airflow_revcent import jsontext
+from airflow_revcent.bigquery.fields import to_schema_fields
 from airflow_revcent.columns import customer_columns
 from airflow_revcent.drift import column_type
 from airflow_revcent.exceptions import RevCentDataError
 from airflow_revcent.ndjson import canonical_json
 from airflow_revcent.records import RecordConverter, value_kind
+from tests.bq_rules.loader import check_row, parse_line
 
 ID = "A" * 20
 
@@ -112,7 +114,7 @@ def test_numeric_values_beyond_29_integer_digits_are_data_errors(text):
 def test_integers_outside_int64_are_data_errors_and_inside_land():
     row, _ = convert({"lifetime_value": {"sale": {"num": 2**63 - 1}}, "products_purchased": [
         {"purchase_dates": [-(2**63), 0]}]})
-    assert row["lifetime_value"]["sale"]["num"] == 2**63 - 1
+    assert row["lifetime_value"]["sale"]["num"] == str(2**63 - 1)  # beyond 2**53 - 1: a string (see below)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"lifetime_value": {"sale": {"num": 2**63}}}, "lifetime_value.sale.num"),
         ({"products_purchased": [{"purchase_dates": [1, -(2**63) - 1]}]}, r"products_purchased\[\].purchase_dates\[\]"),
@@ -120,6 +122,26 @@ def test_integers_outside_int64_are_data_errors_and_inside_land():
     for customer, path in cases:
         with pytest.raises(RevCentDataError, match=rf"Customer '{ID}': field {path} .*INTEGER within INT64"):
             convert(customer)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (2**53 - 1, b"9007199254740991"),
+        (-(2**53 - 1), b"-9007199254740991"),
+        (2**53, b'"9007199254740992"'),
+        (-(2**53), b'"-9007199254740992"'),
+        (2**63 - 1, b'"9223372036854775807"'),
+        (-(2**63), b'"-9223372036854775808"'),
+    ],
+)
+def test_integers_beyond_2_53_are_written_as_strings_the_loader_reads_exactly(value, text):
+    # BigQuery's JSON loader asks for an INT64 beyond +-(2**53 - 1) as a string, to avoid corruption.
+    row, _ = convert({"lifetime_value": {"sale": {"num": value}}, "products_purchased": [{"purchase_dates": [value]}]})
+    line = canonical_json(row)
+    assert b'"num":' + text in line and b'"purchase_dates":[' + text + b"]" in line
+    problems = check_row(parse_line(line), to_schema_fields(customer_columns()))
+    assert problems == []
 
 
 def test_a_float_from_a_caller_is_read_by_its_repr():

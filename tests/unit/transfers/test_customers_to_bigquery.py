@@ -12,7 +12,7 @@ from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_revcent import compat
 from airflow_revcent.api.options import RequestOptions
-from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError, RevCentConfigError
 from airflow_revcent.pii import PiiSettings
 from airflow_revcent.transfers.customers_to_bigquery import (
     PERMANENT_ERRORS,
@@ -113,6 +113,13 @@ def test_permanent_errors_are_classes_and_the_policy_uses_them():
     assert policy is not None and not make()._fail_fast
     [rule] = policy.rules
     assert rule.matches(RevCentConfigError("x")) and not rule.matches(ConnectionError("x"))
+    # A BigQuery failure another try cannot fix fails at once; a spent budget of transient ones is retried.
+    assert rule.matches(RevCentBigQueryPermanentError("x")) and not rule.matches(RevCentBigQueryError("x"))
+
+
+def test_permanent_bigquery_failures_are_permanent_errors_and_spent_budgets_are_not():
+    assert issubclass(RevCentBigQueryPermanentError, PERMANENT_ERRORS)
+    assert not issubclass(RevCentBigQueryError, PERMANENT_ERRORS)
 
 
 def test_bad_input_fails_without_a_retry_where_airflow_has_no_retry_policy():
