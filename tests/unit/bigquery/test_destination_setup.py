@@ -121,7 +121,8 @@ def test_a_table_requiring_a_filter_on_another_column_is_refused_before_any_chan
 def test_a_required_column_the_pipeline_does_not_write_is_refused_before_any_change():
     client = FakeClient()
     client.add(str(DEST), [*TEAM[:-1], SchemaField("loaded_at", "TIMESTAMP", mode="REQUIRED")])
-    with pytest.raises(RevCentBigQueryPermanentError, match="REQUIRED columns the pipeline does not write \\(loaded_at\\)"):
+    with pytest.raises(RevCentBigQueryPermanentError,
+                       match="REQUIRED columns the pipeline does not write \\(loaded_at\\)"):
         _destination(client).prepare()
     assert client.updates == [] and client.created == [] and client.queries == []
 
@@ -140,7 +141,8 @@ def _counting(unplaced: list[int], orphans: int = 0) -> Callable[[str], list[dic
 def test_rows_without_a_creation_time_are_refused_before_any_change_naming_them():
     client = FakeClient(_counting([150], orphans=2))
     client.add(str(DEST), TEAM)
-    with pytest.raises(RevCentBigQueryPermanentError, match=r"p\.d\.customers holds 2 row\(s\) .*ids c1, c2.*created_date_unix"):
+    with pytest.raises(RevCentBigQueryPermanentError,
+                       match=r"p\.d\.customers holds 2 row\(s\) .*ids c1, c2.*created_date_unix"):
         _destination(client).prepare()
     assert client.updates == [] and client.created == [] and _writes(client) == []
 
