@@ -26,7 +26,14 @@ from revcent_sandbox.data import (
 )
 from revcent_sandbox.faults import FAULT_KINDS, MIXED_KINDS, FaultPlan
 from revcent_sandbox.openapi import OPENAPI_PATH, build_document
-from revcent_sandbox.resources import RESOURCE_KINDS, ResourceFilter, ResourceKind, ResourceStore, default_resources
+from revcent_sandbox.resources import (
+    RESOURCE_KINDS,
+    ResourceFilter,
+    ResourceKind,
+    ResourceStore,
+    default_resources,
+    resources_for,
+)
 from revcent_sandbox.server import (
     BadRequest,
     CustomerRequest,
@@ -65,4 +72,5 @@ __all__ = [
     "error_envelope",
     "parse_customer_query",
     "parse_resource_query",
+    "resources_for",
 ]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from revcent_sandbox.data import DAY, _customer_id, _encode, _money
+from revcent_sandbox.data import DAY, CustomerStore, _customer_id, _encode, _money
 
 __all__ = [
     "KINDS_BY_NAME",
@@ -31,6 +31,7 @@ __all__ = [
     "ResourceKind",
     "ResourceStore",
     "default_resources",
+    "resources_for",
 ]
 
 JSONDict = dict[str, Any]
@@ -353,3 +354,19 @@ def default_resources(
         )
     return stores
 
+
+
+def resources_for(store: CustomerStore, count: int = 200) -> dict[str, ResourceStore]:
+    """:func:`default_resources` over ``store``'s seed and range, referring to its first 200 customers;
+    ``{}`` (customers alone) when ``count`` is 0.
+
+    :param store: the customers.
+    :param count: items per resource.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if count == 0:
+        return {}
+    customer_ids = [store.id_of(i) for i in range(min(len(store), 200))]
+    return default_resources(seed=store.seed, start=store.start, end=store.end, customer_ids=customer_ids,
+                             count=count)

@@ -39,7 +39,7 @@ from revcent_sandbox.resources import (
     ResourceFilter,
     ResourceKind,
     ResourceStore,
-    default_resources,
+    resources_for,
 )
 
 __all__ = [
@@ -822,9 +822,7 @@ class SandboxServer:
         self.page_base = page_base
         self.seed = seed
         if resources is None:
-            customer_ids = [store.id_of(i) for i in range(min(len(store), 200))]
-            resources = default_resources(seed=store.seed, start=store.start, end=store.end,
-                                          customer_ids=customer_ids)
+            resources = resources_for(store)
         for name, resource in resources.items():
             if resource.kind.name != name:
                 raise ValueError(f"resources: {name!r} maps to the store of {resource.kind.name!r}")

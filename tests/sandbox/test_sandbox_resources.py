@@ -393,3 +393,16 @@ def test_integration_truth_reads_another_resource_with_its_columns(document: dic
     row = expected_row(item, columns)
     assert set(row) == {c.name for c in columns}
     assert row["amount_gross"] == Decimal("0.1") and row["approved"] is item["approved"]
+
+
+def test_the_command_line_sizes_the_other_resources(store: CustomerStore) -> None:
+    from revcent_sandbox.__main__ import build_parser
+    from revcent_sandbox.resources import resources_for
+
+    args = build_parser().parse_args(["--items-per-resource", "30"])
+    sized = resources_for(store, args.items_per_resource)
+    assert set(sized) == {k.name for k in RESOURCE_KINDS}
+    assert all(len(s) == 30 + 8 for s in sized.values())  # 8 edge-case items on top
+    assert resources_for(store, build_parser().parse_args(["--items-per-resource", "0"]).items_per_resource) == {}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--items-per-resource", "-1"])
