@@ -523,10 +523,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._discard_body()
         parts = urlsplit(self.path)
-        resource = self.server.sandbox.resources.get(parts.path.removeprefix("/v2/"))
         if parts.path == CUSTOMERS_PATH:
             self._counted(self._customers, parts.query)
-        elif resource is not None and parts.path == resource.kind.path:
+        elif (resource := self._resource_at(parts.path)) is not None:
             self._counted(lambda query: self._resource(resource, query), parts.query)
         elif parts.path == OPENAPI_PATH:
             self._counted(self._openapi, parts.query)
@@ -552,6 +551,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._counted(self._not_found, parts.query)
         else:
             self._sandbox_call(route, parts.query)
+
+    def _resource_at(self, path: str) -> ResourceStore | None:
+        if not path.startswith("/v2/"):
+            return None
+        resource = self.server.sandbox.resources.get(path.removeprefix("/v2/"))
+        return resource if resource is not None and resource.kind.path == path else None
 
     def _counted(self, handler: Any, query: str) -> None:
         counters = self.server.sandbox._counters
@@ -821,12 +826,12 @@ class SandboxServer:
         self.order = order
         self.page_base = page_base
         self.seed = seed
-        if resources is None:
-            resources = resources_for(store)
-        for name, resource in resources.items():
+        for name, resource in (resources or {}).items():
             if resource.kind.name != name:
                 raise ValueError(f"resources: {name!r} maps to the store of {resource.kind.name!r}")
-        self.resources: dict[str, ResourceStore] = dict(resources)
+        # The default resources are generated when first used (~50 ms): most servers serve customers only.
+        self._resources: dict[str, ResourceStore] | None = None if resources is None else dict(resources)
+        self._resources_lock = threading.Lock()
         self._documents: dict[str, bytes] = {}
         self._bucket = _TokenBucket(rate_limit) if rate_limit > 0 else None
         self._latency_rng = random.Random(seed)
@@ -943,6 +948,14 @@ class SandboxServer:
         )
         tail = f'],"total_count":{total},"total_pages":{-(-total // request.limit)}}}'
         return b"".join((head.encode("ascii"), b",".join(results), tail.encode("ascii")))
+
+    @property
+    def resources(self) -> dict[str, ResourceStore]:
+        """The other list resources served, by name (``sales``, ``tax``, ...)."""
+        with self._resources_lock:
+            if self._resources is None:
+                self._resources = resources_for(self.store)
+            return self._resources
 
     def openapi_document(self, server_url: str) -> bytes:
         """The encoded ``/v2/openapi.json`` naming ``server_url`` as its server (built once per URL).

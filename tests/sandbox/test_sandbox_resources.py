@@ -406,3 +406,13 @@ def test_the_command_line_sizes_the_other_resources(store: CustomerStore) -> Non
     assert resources_for(store, build_parser().parse_args(["--items-per-resource", "0"]).items_per_resource) == {}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--items-per-resource", "-1"])
+
+
+def test_the_default_resources_are_generated_only_when_used(server: SandboxServer, http: requests.Session) -> None:
+    # Most servers (the customers suites, the benchmark) never touch them: they cost nothing there.
+    response = http.get(f"{server.url}/v2/customers", headers={"x-api-key": server.api_key},
+                        params={"date_start": START, "date_end": START + DAY, "page": 1, "limit": 5}, timeout=10)
+    assert response.status_code == 200
+    assert server._resources is None
+    assert _get(http, server, "tax", date_start=START, date_end=START + DAY, page=1, limit=5).status_code == 200
+    assert server._resources is not None and set(server._resources) == {k.name for k in RESOURCE_KINDS}
