@@ -165,6 +165,9 @@ class ResourceStore:
             raise ValueError(f"end ({end}) must be after start ({start})")
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
+        if not hasattr(self, f"_build_{kind.name}"):
+            known = ", ".join(k.name for k in RESOURCE_KINDS)
+            raise ValueError(f"no item generator for resource {kind.name!r}; the sandbox generates {known}")
         self.kind = kind
         self.seed = seed
         self.start = start

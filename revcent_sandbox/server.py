@@ -833,6 +833,7 @@ class SandboxServer:
         self._resources: dict[str, ResourceStore] | None = None if resources is None else dict(resources)
         self._resources_lock = threading.Lock()
         self._documents: dict[str, bytes] = {}
+        self._documents_lock = threading.Lock()
         self._bucket = _TokenBucket(rate_limit) if rate_limit > 0 else None
         self._latency_rng = random.Random(seed)
         self._latency_lock = threading.Lock()
@@ -962,7 +963,7 @@ class SandboxServer:
 
         :param server_url: ``http://host:port`` as the client reached the sandbox.
         """
-        with self._latency_lock:
+        with self._documents_lock:
             cached = self._documents.get(server_url)
         if cached is None:
             document = build_document(server_url)
@@ -970,7 +971,7 @@ class SandboxServer:
             # Only what this server serves is described.
             document["paths"] = {p: v for p, v in document["paths"].items() if p == CUSTOMERS_PATH or p in kinds}
             cached = _compact(document)
-            with self._latency_lock:
+            with self._documents_lock:
                 self._documents[server_url] = cached
         return cached
 
