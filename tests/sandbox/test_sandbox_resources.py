@@ -235,7 +235,7 @@ def test_a_list_without_a_date_range_pages_without_dates(server: SandboxServer, 
     assert sorted(i["id"] for i in items) == sorted(i["id"] for i in server.resources["functions"].truth())
 
 
-@pytest.mark.parametrize(("name", "days"), sorted(WINDOWS.items()))
+@pytest.mark.parametrize(("name", "days"), [*sorted(WINDOWS.items()), ("customers", 90)])
 def test_a_range_over_the_maximum_is_refused_and_recorded(
     server: SandboxServer, http: requests.Session, name: str, days: int
 ) -> None:
@@ -248,8 +248,9 @@ def test_a_range_over_the_maximum_is_refused_and_recorded(
     assert (body["code"], body["error_code"]) == (0, "invalid_date_range")
     assert f"cannot exceed {days} days" in body["message"]
     stats = server.stats
-    assert stats.over_range == {KIND[name].path: 1}
-    assert stats.widest_range == {KIND[name].path: days * DAY + 1}
+    path = f"/v2/{name}"
+    assert stats.over_range == {path: 1}
+    assert stats.widest_range == {path: days * DAY + 1}
 
 
 @pytest.mark.parametrize(
@@ -416,3 +417,19 @@ def test_the_default_resources_are_generated_only_when_used(server: SandboxServe
     assert server._resources is None
     assert _get(http, server, "tax", date_start=START, date_end=START + DAY, page=1, limit=5).status_code == 200
     assert server._resources is not None and set(server._resources) == {k.name for k in RESOURCE_KINDS}
+
+
+def test_the_resources_command_reads_the_saved_document(document: dict[str, Any], tmp_path: Any) -> None:
+    import io
+
+    from airflow_revcent.resources.cli import main
+
+    saved = tmp_path / "openapi.json"
+    saved.write_text(json.dumps(document), encoding="utf-8")
+    out = io.StringIO()
+    assert main(["resources", "--spec", str(saved), "--json"], out=out) == 0
+    listed = {r["name"]: r for r in json.loads(out.getvalue())["resources"]}
+    assert listed["api_calls"]["max_window_days"] == 2 and not listed["functions"]["date_ranged"]
+    out = io.StringIO()
+    assert main(["resources", "tax", "--spec", str(saved)], out=out) == 0
+    assert "amount_total" in out.getvalue() and "NUMERIC" in out.getvalue()
