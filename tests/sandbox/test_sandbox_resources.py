@@ -433,3 +433,16 @@ def test_the_resources_command_reads_the_saved_document(document: dict[str, Any]
     out = io.StringIO()
     assert main(["resources", "tax", "--spec", str(saved)], out=out) == 0
     assert "amount_total" in out.getvalue() and "NUMERIC" in out.getvalue()
+
+
+def test_the_server_validates_filters_as_the_document_states(document: dict[str, Any]) -> None:
+    from revcent_sandbox.server import _RESOURCE_FILTER_RULES
+
+    doc = OpenAPIDocument(document)
+    for kind in RESOURCE_KINDS:
+        resource = next(r for r in read_resources(doc)[0] if r.name == kind.name)
+        assert [f.name for f in resource.filters] == list(kind.filters), kind.name
+        for f in resource.filters:
+            length, allowed = _RESOURCE_FILTER_RULES[f.name]
+            assert (f.min_length, f.max_length) == (length, length), f.name
+            assert set(f.enum) == (allowed or set()), f.name
