@@ -1,8 +1,10 @@
-"""A local fake of the RevCent v2 API ``GET /v2/customers`` for tests and demos.
+"""A local fake of the RevCent v2 API's list resources (``GET /v2/customers`` and others) for tests and demos.
 
 Standard library only. ``CustomerStore`` generates deterministic customers,
 ``FaultPlan`` injects deterministic faults and ``SandboxServer`` serves them
-over HTTP/1.1. ``python -m revcent_sandbox --help`` runs it as a process.
+over HTTP/1.1. ``ResourceStore`` holds the other list resources (sales,
+transactions, API calls, taxes, functions); ``GET /v2/openapi.json`` describes
+them all. ``python -m revcent_sandbox --help`` runs it as a process.
 
 In-process use::
 
@@ -23,13 +25,25 @@ from revcent_sandbox.data import (
     CustomerStore,
 )
 from revcent_sandbox.faults import FAULT_KINDS, MIXED_KINDS, FaultPlan
+from revcent_sandbox.openapi import OPENAPI_PATH, build_document
+from revcent_sandbox.resources import (
+    RESOURCE_KINDS,
+    ResourceFilter,
+    ResourceKind,
+    ResourceStore,
+    default_resources,
+    resources_for,
+)
 from revcent_sandbox.server import (
     BadRequest,
     CustomerRequest,
+    RangeExceeded,
+    ResourceRequest,
     SandboxServer,
     SandboxStats,
     error_envelope,
     parse_customer_query,
+    parse_resource_query,
 )
 
 __all__ = [
@@ -38,14 +52,25 @@ __all__ = [
     "ID_ARRAY_FIELDS",
     "METADATA_NAME_EXISTS",
     "MIXED_KINDS",
+    "OPENAPI_PATH",
+    "RESOURCE_KINDS",
     "STATUS_FILTER_VALUES",
     "BadRequest",
     "CustomerFilter",
     "CustomerRequest",
     "CustomerStore",
     "FaultPlan",
+    "RangeExceeded",
+    "ResourceFilter",
+    "ResourceKind",
+    "ResourceRequest",
+    "ResourceStore",
     "SandboxServer",
     "SandboxStats",
+    "build_document",
+    "default_resources",
     "error_envelope",
     "parse_customer_query",
+    "parse_resource_query",
+    "resources_for",
 ]

@@ -21,6 +21,7 @@ from types import FrameType
 from revcent_sandbox.data import CustomerStore
 from revcent_sandbox.faults import FAULT_KINDS, MIXED_KINDS, FaultPlan
 from revcent_sandbox.messy import MESSY_MODES
+from revcent_sandbox.resources import resources_for
 from revcent_sandbox.server import SandboxServer
 
 
@@ -45,9 +46,21 @@ def _max_shifts(text: str) -> int | None:
     return None if text.lower() in ("none", "unlimited") else int(text)
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m revcent_sandbox", description="Local fake of RevCent GET /v2/customers."
+        prog="python -m revcent_sandbox",
+        description="Local fake of RevCent's list resources (GET /v2/customers, /v2/sales, ...) and "
+        "their OpenAPI document (/v2/openapi.json).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8089, help="0 picks a free port")
@@ -87,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--order", choices=("asc", "desc"), default="desc")
     parser.add_argument("--page-base", type=int, choices=(0, 1), default=1)
+    parser.add_argument(
+        "--items-per-resource",
+        type=_count,
+        default=200,
+        help="generated items of each other list resource (sales, transactions, api_calls, tax, functions); "
+        "0 serves customers alone",
+    )
     parser.add_argument("--ready-file", help="write the URL here once listening")
     parser.add_argument("--log-level", default="WARNING")
     return parser
@@ -138,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         order=args.order,
         page_base=args.page_base,
         seed=args.seed,
+        resources=resources_for(store, args.items_per_resource),
     )
     stop = threading.Event()
 

@@ -24,23 +24,34 @@ import socketserver
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from revcent_sandbox.data import METADATA_NAME_EXISTS, STATUS_FILTER_VALUES, CustomerFilter, CustomerStore
 from revcent_sandbox.faults import FaultPlan
+from revcent_sandbox.openapi import OPENAPI_PATH, build_document
+from revcent_sandbox.resources import (
+    API_CALL_SOURCES,
+    ResourceFilter,
+    ResourceKind,
+    ResourceStore,
+    resources_for,
+)
 
 __all__ = [
     "BadRequest",
     "CustomerRequest",
+    "RangeExceeded",
+    "ResourceRequest",
     "SandboxServer",
     "SandboxStats",
     "error_envelope",
     "parse_customer_query",
+    "parse_resource_query",
 ]
 
 _log = logging.getLogger(__name__)
@@ -95,6 +106,17 @@ class BadRequest(Exception):
         super().__init__(message)
         self.error_code = error_code
         self.message = message
+
+
+class RangeExceeded(BadRequest):
+    """``date_end - date_start`` is over the resource's maximum range (``span`` seconds asked for)."""
+
+    def __init__(self, span: int, max_days: int) -> None:
+        super().__init__(
+            "invalid_date_range",
+            f"The difference between date_start and date_end cannot exceed {max_days} days",
+        )
+        self.span = span
 
 
 @dataclass(frozen=True)
@@ -194,10 +216,85 @@ def parse_customer_query(query: str, *, page_base: int = 1) -> CustomerRequest:
     if date_end < date_start:
         raise BadRequest("invalid_date_range", "date_end must not be before date_start")
     if date_end - date_start > MAX_RANGE_SECONDS:
-        raise BadRequest(
-            "invalid_date_range", "The difference between date_start and date_end cannot exceed 90 days"
-        )
+        raise RangeExceeded(date_end - date_start, MAX_RANGE_SECONDS // 86_400)
     return CustomerRequest(date_start, date_end, page, limit, filters)
+
+
+# Constraints of the other resources' filter values: (exact length, allowed values); the document
+# (revcent_sandbox/openapi.py) states the same.
+_RESOURCE_FILTER_RULES: Final[Mapping[str, tuple[int | None, frozenset[str] | None]]] = {
+    "campaign_filter": (20, None),
+    "currency_filter": (3, None),
+    "gateway_filter": (20, None),
+    "api_account_filter": (20, None),
+    "api_call_source_filter": (None, frozenset(API_CALL_SOURCES)),
+}
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """A validated query of one of the other list resources (dates are ``None`` for a list without a range)."""
+
+    kind: ResourceKind
+    date_start: int | None
+    date_end: int | None
+    page: int
+    limit: int
+    filters: ResourceFilter = field(default_factory=ResourceFilter)
+
+    def key(self) -> str:
+        """The request without noise, prefixed by its path so resources never share a fault sequence."""
+        dates = "" if self.date_start is None else f"date_start={self.date_start}&date_end={self.date_end}&"
+        return f"{self.kind.path}?{dates}page={self.page}&limit={self.limit}&{self.filters.key()}"
+
+
+def _resource_filters(kind: ResourceKind, pairs: list[tuple[str, str]]) -> tuple[dict[str, str], ResourceFilter]:
+    scalars: dict[str, str] = {}
+    lists: dict[str, list[str]] = {name: [] for name in kind.filters}
+    for key, value in pairs:
+        if key in lists:
+            rule_length, allowed = _RESOURCE_FILTER_RULES[key]
+            if rule_length is not None and len(value) != rule_length:
+                raise BadRequest("invalid_parameter", f"{key}: values are {rule_length} characters, got {value!r}")
+            if allowed is not None and value not in allowed:
+                raise BadRequest("invalid_parameter", f"{key} must be one of {sorted(allowed)}, got {value!r}")
+            lists[key].append(value)
+        elif key.endswith("_filter") or "[" in key:
+            # An unknown filter (or campaign_filter[]=...) silently ignored would return unfiltered data.
+            raise BadRequest(
+                "invalid_parameter",
+                f"{key} is not a filter of {kind.operation_id}; it takes {', '.join(kind.filters) or 'none'}",
+            )
+        elif key in scalars:
+            raise BadRequest("invalid_parameter", f"{key} given more than once")
+        else:
+            scalars[key] = value
+    return scalars, ResourceFilter.of(**lists)
+
+
+def parse_resource_query(kind: ResourceKind, query: str, *, page_base: int = 1) -> ResourceRequest:
+    """Validate a query of ``kind`` as the API does (its own maximum range); raise :class:`BadRequest`
+    (:class:`RangeExceeded` for a range over the maximum)."""
+    scalars, filters = _resource_filters(kind, parse_qsl(query, keep_blank_values=True))
+    required = _REQUIRED if kind.date_ranged else ("page", "limit")
+    missing = [name for name in required if name not in scalars]
+    if missing:
+        raise BadRequest("missing_parameter", f"required parameter(s) missing: {', '.join(missing)}")
+    page = _parse_int("page", scalars["page"])
+    limit = _parse_int("limit", scalars["limit"])
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest("invalid_parameter", f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if page < page_base:
+        raise BadRequest("invalid_parameter", f"page must be >= {page_base}, got {page}")
+    if kind.max_days is None:
+        return ResourceRequest(kind, None, None, page, limit, filters)
+    date_start = _parse_int("date_start", scalars["date_start"])
+    date_end = _parse_int("date_end", scalars["date_end"])
+    if date_end < date_start:
+        raise BadRequest("invalid_date_range", "date_end must not be before date_start")
+    if date_end - date_start > kind.max_days * 86_400:
+        raise RangeExceeded(date_end - date_start, kind.max_days)
+    return ResourceRequest(kind, date_start, date_end, page, limit, filters)
 
 
 # --- statistics --------------------------------------------------------------------------
@@ -213,6 +310,12 @@ class SandboxStats:
     faults: Mapping[str, int] = field(default_factory=dict)
     peak_concurrency: int = 0
     in_flight: int = 0
+    #: API requests per path (``/v2/sales``), every answer counted.
+    by_path: Mapping[str, int] = field(default_factory=dict)
+    #: Requests refused because their date range was over the resource's maximum, per path.
+    over_range: Mapping[str, int] = field(default_factory=dict)
+    #: The widest ``date_end - date_start`` (seconds) asked of each path, refused or not.
+    widest_range: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def throttled(self) -> int:
@@ -228,6 +331,9 @@ class SandboxStats:
             "faults": dict(sorted(self.faults.items())),
             "peak_concurrency": self.peak_concurrency,
             "in_flight": self.in_flight,
+            "by_path": dict(sorted(self.by_path.items())),
+            "over_range": dict(sorted(self.over_range.items())),
+            "widest_range": dict(sorted(self.widest_range.items())),
         }
 
 
@@ -242,6 +348,9 @@ class _Counters:
         self.faults: dict[str, int] = {}
         self.in_flight = 0
         self.peak = 0
+        self.by_path: dict[str, int] = {}
+        self.over_range: dict[str, int] = {}
+        self.widest_range: dict[str, int] = {}
 
     def reset(self) -> None:
         # in_flight is a gauge of requests being served right now: it survives a reset.
@@ -251,10 +360,14 @@ class _Counters:
             self.rate_limited = 0
             self.faults = {}
             self.peak = self.in_flight
+            self.by_path = {}
+            self.over_range = {}
+            self.widest_range = {}
 
-    def begin(self) -> None:
+    def begin(self, path: str) -> None:
         with self._lock:
             self.requests += 1
+            self.by_path[path] = self.by_path.get(path, 0) + 1
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
 
@@ -270,6 +383,12 @@ class _Counters:
         with self._lock:
             self.faults[kind] = self.faults.get(kind, 0) + 1
 
+    def date_range(self, path: str, span: int, *, refused: bool) -> None:
+        with self._lock:
+            self.widest_range[path] = max(self.widest_range.get(path, span), span)
+            if refused:
+                self.over_range[path] = self.over_range.get(path, 0) + 1
+
     def limited(self) -> None:
         with self._lock:
             self.rate_limited += 1
@@ -283,6 +402,9 @@ class _Counters:
                 dict(self.faults),
                 self.peak,
                 self.in_flight,
+                dict(self.by_path),
+                dict(self.over_range),
+                dict(self.widest_range),
             )
 
 
@@ -403,6 +525,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path == CUSTOMERS_PATH:
             self._counted(self._customers, parts.query)
+        elif (resource := self._resource_at(parts.path)) is not None:
+            self._counted(lambda query: self._resource(resource, query), parts.query)
+        elif parts.path == OPENAPI_PATH:
+            self._counted(self._openapi, parts.query)
         elif parts.path == "/_sandbox/truth":
             self._sandbox_call(self._truth, parts.query)
         elif parts.path == "/_sandbox/stats":
@@ -426,9 +552,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._sandbox_call(route, parts.query)
 
+    def _resource_at(self, path: str) -> ResourceStore | None:
+        if not path.startswith("/v2/"):
+            return None
+        resource = self.server.sandbox.resources.get(path.removeprefix("/v2/"))
+        return resource if resource is not None and resource.kind.path == path else None
+
     def _counted(self, handler: Any, query: str) -> None:
         counters = self.server.sandbox._counters
-        counters.begin()
+        counters.begin(urlsplit(self.path).path)
         try:
             handler(query)
         finally:
@@ -446,42 +578,86 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the API --------------------------------------------------------------------------
 
-    def _customers(self, query: str) -> None:
+    def _admitted(self, *, need_key: bool = True) -> bool:
+        """Latency, the rate limiter and the API key, as every API request meets them; False when the
+        request has been answered (429 or 401)."""
         sandbox = self.server.sandbox
-        counters = sandbox._counters
         sandbox._sleep_latency()
         if sandbox._bucket is not None:
             wait = sandbox._bucket.take()
             if wait is not None:
-                counters.limited()
+                sandbox._counters.limited()
                 self._send(
                     429,
                     error_envelope("rate_limited", "Too many requests, retry later", "Too Many Requests"),
                     headers={"Retry-After": str(wait)},
                 )
-                return
+                return False
         key = self.headers.get("x-api-key")
-        if key is None or not hmac.compare_digest(key.encode(), sandbox.api_key.encode()):
+        if need_key and (key is None or not hmac.compare_digest(key.encode(), sandbox.api_key.encode())):
             self._send_error(401, "unauthorized", "Missing or invalid API key")
+            return False
+        return True
+
+    def _refused(self, exc: BadRequest) -> None:
+        if isinstance(exc, RangeExceeded):
+            self.server.sandbox._counters.date_range(urlsplit(self.path).path, exc.span, refused=True)
+        self._send_error(400, exc.error_code, exc.message)
+
+    def _serve(self, key: str, body: Callable[[], bytes], shift: Callable[[], None]) -> None:
+        """Faults, then the page: the same for every resource."""
+        sandbox = self.server.sandbox
+        fault = sandbox.faults.decide(key) if sandbox.faults is not None else None
+        if fault is not None:
+            sandbox._counters.fault(fault)
+            if self._inject(fault, body):
+                return
+        page = body()
+        if fault == "shift":
+            # The page reflects the store before the insert; inserting before sending
+            # means any request the client makes after this response sees the change.
+            shift()
+        self._send(200, page)
+
+    def _customers(self, query: str) -> None:
+        sandbox = self.server.sandbox
+        if not self._admitted():
             return
         try:
             request = parse_customer_query(query, page_base=sandbox.page_base)
         except BadRequest as exc:
-            self._send_error(400, exc.error_code, exc.message)
+            self._refused(exc)
             return
-        fault = sandbox.faults.decide(request.key()) if sandbox.faults is not None else None
-        if fault is not None:
-            counters.fault(fault)
-            if self._inject(fault, request):
-                return
-        body = sandbox._page_body(request)
-        if fault == "shift":
-            # The page reflects the store before the insert; inserting before sending
-            # means any request the client makes after this response sees the change.
-            sandbox._shift(request)
-        self._send(200, body)
+        sandbox._counters.date_range(CUSTOMERS_PATH, request.date_end - request.date_start, refused=False)
+        self._serve(request.key(), lambda: sandbox._page_body(request), lambda: sandbox._shift(request))
 
-    def _inject(self, fault: str, request: CustomerRequest) -> bool:
+    def _resource(self, store: ResourceStore, query: str) -> None:
+        sandbox = self.server.sandbox
+        if not self._admitted():
+            return
+        try:
+            request = parse_resource_query(store.kind, query, page_base=sandbox.page_base)
+        except BadRequest as exc:
+            self._refused(exc)
+            return
+        if request.date_start is not None and request.date_end is not None:
+            sandbox._counters.date_range(store.kind.path, request.date_end - request.date_start, refused=False)
+        self._serve(
+            request.key(),
+            lambda: sandbox._resource_page_body(store, request),
+            lambda: sandbox._shift_resource(store, request),
+        )
+
+    def _openapi(self, _query: str) -> None:
+        # RevCent publishes its document openly: a key is not needed (nor checked when sent), but the
+        # rate limiter and the fault plan apply as to any request.
+        if not self._admitted(need_key=False):
+            return
+        host = self.headers.get("Host") or f"{self.server.sandbox.host}:{self.server.sandbox.port}"
+        document = self.server.sandbox.openapi_document(f"http://{host}")
+        self._serve(OPENAPI_PATH, lambda: document, lambda: None)
+
+    def _inject(self, fault: str, page_body: Callable[[], bytes]) -> bool:
         """Apply a fault; True when the response (or its absence) is complete."""
         sandbox = self.server.sandbox
         plan = sandbox.faults
@@ -501,7 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "code0":
             self._send(200, error_envelope("internal_error", "An internal error occurred", "Error"))
         elif fault == "truncated":
-            body = sandbox._page_body(request)
+            body = page_body()
             self._send(200, body[: max(1, len(body) // 2)])
         elif fault == "reset":
             self._reset()
@@ -530,7 +706,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, _compact(obj), count=False)
 
     def _truth(self, query: str) -> None:
-        scalars, filters = _split_query(query)
+        pairs = parse_qsl(query, keep_blank_values=True)
+        name = next((v for k, v in pairs if k == "resource"), "customers")
+        if name != "customers":
+            self._resource_truth(name, [(k, v) for k, v in pairs if k != "resource"])
+            return
+        scalars, filters = _split_query(urlencode([(k, v) for k, v in pairs if k != "resource"]))
         missing = [name for name in ("date_start", "date_end") if name not in scalars]
         if missing:
             raise BadRequest("missing_parameter", f"required parameter(s) missing: {', '.join(missing)}")
@@ -538,6 +719,20 @@ class _Handler(BaseHTTPRequestHandler):
         end = _parse_int("date_end", scalars["date_end"])
         lines = self.server.sandbox.store.truth_bytes(start, end, filters)
         body = b"".join(line + b"\n" for line in lines)
+        self._send(200, body, content_type="application/x-ndjson; charset=utf-8", count=False)
+
+    def _resource_truth(self, name: str, pairs: list[tuple[str, str]]) -> None:
+        store = self.server.sandbox.resources.get(name)
+        if store is None:
+            known = ["customers", *self.server.sandbox.resources]
+            raise BadRequest("invalid_parameter", f"resource must be one of {known}, got {name!r}")
+        scalars, filters = _resource_filters(store.kind, pairs)
+        given = [n for n in ("date_start", "date_end") if n in scalars]
+        if store.kind.date_ranged and len(given) != 2:
+            raise BadRequest("missing_parameter", "date_start and date_end are required")
+        start = _parse_int("date_start", scalars["date_start"]) if given else None
+        end = _parse_int("date_end", scalars["date_end"]) if given else None
+        body = b"".join(line + b"\n" for line in store.truth_bytes(start, end, filters))
         self._send(200, body, content_type="application/x-ndjson; charset=utf-8", count=False)
 
     def _reset_stats(self, _query: str) -> None:
@@ -585,6 +780,13 @@ class SandboxServer:
     ``page_base`` (the first page's number, 1 or 0) select among the readings of
     what RevCent leaves undocumented. ``rate_limit`` > 0 enables a token bucket of
     that many requests per second. ``seed`` drives the latency jitter.
+
+    ``resources`` are the other list resources it serves (``/v2/<name>``), each with its own
+    :class:`~revcent_sandbox.resources.ResourceStore`; by default every kind of
+    :data:`~revcent_sandbox.resources.RESOURCE_KINDS`, generated from the customer store's seed and
+    range (sales, transactions and taxes refer to its customers). ``{}`` serves customers alone.
+    Every resource meets the same latency, rate limiter, key check and fault plan as customers.
+    ``GET /v2/openapi.json`` describes them all.
     """
 
     def __init__(
@@ -602,6 +804,7 @@ class SandboxServer:
         order: str = "desc",
         page_base: int = 1,
         seed: int = 0,
+        resources: Mapping[str, ResourceStore] | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -623,6 +826,14 @@ class SandboxServer:
         self.order = order
         self.page_base = page_base
         self.seed = seed
+        for name, resource in (resources or {}).items():
+            if resource.kind.name != name:
+                raise ValueError(f"resources: {name!r} maps to the store of {resource.kind.name!r}")
+        # The default resources are generated when first used (~50 ms): most servers serve customers only.
+        self._resources: dict[str, ResourceStore] | None = None if resources is None else dict(resources)
+        self._resources_lock = threading.Lock()
+        self._documents: dict[str, bytes] = {}
+        self._documents_lock = threading.Lock()
         self._bucket = _TokenBucket(rate_limit) if rate_limit > 0 else None
         self._latency_rng = random.Random(seed)
         self._latency_lock = threading.Lock()
@@ -738,6 +949,62 @@ class SandboxServer:
         )
         tail = f'],"total_count":{total},"total_pages":{-(-total // request.limit)}}}'
         return b"".join((head.encode("ascii"), b",".join(results), tail.encode("ascii")))
+
+    @property
+    def resources(self) -> dict[str, ResourceStore]:
+        """The other list resources served, by name (``sales``, ``tax``, ...)."""
+        with self._resources_lock:
+            if self._resources is None:
+                self._resources = resources_for(self.store)
+            return self._resources
+
+    def openapi_document(self, server_url: str) -> bytes:
+        """The encoded ``/v2/openapi.json`` naming ``server_url`` as its server (built once per URL).
+
+        :param server_url: ``http://host:port`` as the client reached the sandbox.
+        """
+        with self._documents_lock:
+            cached = self._documents.get(server_url)
+        if cached is None:
+            document = build_document(server_url)
+            kinds = {store.kind.path for store in self.resources.values()}
+            # Only what this server serves is described.
+            document["paths"] = {p: v for p, v in document["paths"].items() if p == CUSTOMERS_PATH or p in kinds}
+            cached = _compact(document)
+            with self._documents_lock:
+                self._documents[server_url] = cached
+        return cached
+
+    def _resource_page_body(self, store: ResourceStore, request: ResourceRequest) -> bytes:
+        """The success envelope of another resource; without totals when its envelope has none."""
+        offset = (request.page - self.page_base) * request.limit
+        total, results = store.page(
+            request.date_start,
+            request.date_end,
+            end_inclusive=self.end_inclusive,
+            filters=request.filters,
+            order=self.order,
+            offset=offset,
+            limit=request.limit,
+        )
+        head = (
+            f'{{"api_call_id":"{_api_call_id()}","api_call_unix":{int(time.time())},"code":1,'
+            f'"current_count":{len(results)},"current_page":{request.page},"results":['
+        )
+        tail = (f'],"total_count":{total},"total_pages":{-(-total // request.limit)}}}' if store.kind.totals
+                else "]}")
+        return b"".join((head.encode("ascii"), b",".join(results), tail.encode("ascii")))
+
+    def _shift_resource(self, store: ResourceStore, request: ResourceRequest) -> None:
+        """The "shift" fault for another resource: items inserted into the request's range (a list
+        without a range gets them anywhere in the store's)."""
+        plan = self.faults
+        assert plan is not None
+        start = store.start if request.date_start is None else request.date_start
+        end = store.end if request.date_end is None else request.date_end + (1 if self.end_inclusive else 0)
+        if end <= start:
+            return
+        store.add_items(plan.shift_size, start, end, seed=plan.seed * 1_000_003 + plan.shifts_done)
 
     def _shift(self, request: CustomerRequest) -> None:
         """Insert customers into the request's range (the "shift" fault)."""

@@ -40,8 +40,10 @@ def _expected(value: Any, column: Column) -> Any:
     return value
 
 
-def expected_row(customer: dict[str, Any]) -> dict[str, Any]:
-    return {c.name: _expected(customer.get(c.name), c) for c in customer_columns()}
+def expected_row(item: dict[str, Any], columns: tuple[Column, ...] | None = None) -> dict[str, Any]:
+    """The row an item must land as: customers by default, any resource given its columns
+    (``find_resource(OpenAPIDocument(sandbox document), name).columns``)."""
+    return {c.name: _expected(item.get(c.name), c) for c in (customer_columns() if columns is None else columns)}
 
 
 def table_rows(client: Any, table: str) -> list[dict[str, Any]]:
@@ -65,19 +67,23 @@ def _diff(path: str, want: Any, have: Any, out: list[str]) -> None:
         out.append(f"{path}: expected {want!r}, table has {have!r}")
 
 
-def assert_table_matches(client: Any, table: str, truth: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The table holds exactly these customers, each once, every field equal; returns the rows."""
+def assert_table_matches(
+    client: Any, table: str, truth: list[dict[str, Any]], columns: tuple[Column, ...] | None = None
+) -> list[dict[str, Any]]:
+    """The table holds exactly these items (customers unless ``columns`` says another resource's), each
+    once, every field equal; returns the rows. Another resource's truth: ``server.resources[name].truth()``
+    in-process, ``/_sandbox/truth?resource=NAME`` out of process."""
     rows = table_rows(client, table)
     ids = [r["id"] for r in rows]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"duplicate ids in {table}: {duplicates[:5]}"
     want = {c["id"]: c for c in truth}
     missing, extra = sorted(set(want) - set(ids)), sorted(set(ids) - set(want))
-    assert not missing, f"{len(missing)} customers missing from the table, e.g. {missing[:3]}"
-    assert not extra, f"{len(extra)} customers in the table that the API does not have, e.g. {extra[:3]}"
+    assert not missing, f"{len(missing)} items missing from the table, e.g. {missing[:3]}"
+    assert not extra, f"{len(extra)} items in the table that the API does not have, e.g. {extra[:3]}"
     problems: list[str] = []
     for row in rows:
         api_part = {k: v for k, v in row.items() if not k.startswith("_")}
-        _diff(row["id"], expected_row(want[row["id"]]), api_part, problems)
+        _diff(row["id"], expected_row(want[row["id"]], columns), api_part, problems)
     assert not problems, f"{len(problems)} field differences, first: {problems[:5]}"
     return rows
