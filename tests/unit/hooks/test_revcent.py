@@ -269,8 +269,8 @@ def test_quirk_each_get_conn_is_a_new_session_on_the_one_keep_alive_adapter(conn
     assert first is not second
     adapter: Any = hook._adapter
     assert isinstance(adapter, TCPKeepAliveAdapter)
-    assert adapter._pool_maxsize == 6 and adapter.max_retries.total == 0
-    assert first.get_adapter("https://a.test") is second.get_adapter("http://b.test") is adapter  # the retry policy retries, not urllib3
+    assert adapter._pool_maxsize == 6 and adapter.max_retries.total == 0  # the retry policy retries, not urllib3
+    assert first.get_adapter("https://a.test") is second.get_adapter("http://b.test") is adapter
     assert hook._session() is hook._session()  # one per thread on the request path
 
 
