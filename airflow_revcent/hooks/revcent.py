@@ -647,6 +647,7 @@ class RevCentHook(HttpHook):
             max_passes=self.max_passes, first_page=self._first_page, cancelled=self._cancelled,
         )
         self.pacer  # noqa: B018 - created here, once, before the threads that share it
+        self._adapter  # noqa: B018 - likewise the one connection pool every thread's session mounts
         try:
             for batch in reader.read(windows, skip_invalid=skip_invalid):
                 self._first_page = reader.first_page

@@ -12,6 +12,7 @@ import pytest
 import requests
 import tenacity
 from airflow.models.connection import Connection
+from airflow.providers.http.hooks import http as http_module
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import BaseHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
@@ -245,6 +246,8 @@ def test_the_connection_test_goes_through_the_choke_point_with_a_short_budget(co
 def test_quirk_no_connection_extra_ever_becomes_a_header(connection):
     # HttpHook sends every extra it does not know as a header: here an extra named like a header is not sent.
     connection.extra_dejson |= {"X-Custom": "leak?", "Authorization": "Basic leak", "max_concurrency": 3}
+    as_headers, _ = http_module._process_extra_options_from_connection(connection, {})
+    assert {"X-Custom", "Authorization", "max_concurrency"} <= set(as_headers)  # the quirk, as HttpHook has it
     hook = RevCentHook()
     for session in (hook.get_conn(), hook._session(), hook._session(keyed=False)):
         names = {name.lower() for name in session.headers}
@@ -257,6 +260,7 @@ def test_quirk_no_connection_extra_ever_becomes_a_header(connection):
 def test_quirk_a_login_is_never_sent_and_the_password_is_the_key(connection):
     # HttpHook sends basic auth (login:password) only when login is set, and ignores a password alone.
     connection.login = "someone"
+    assert HttpHook()._extract_auth(connection) is not None  # the quirk: HttpHook would send login:password
     session = RevCentHook().get_conn()
     assert session.auth is None and "Authorization" not in session.headers
     assert session.headers["x-api-key"] == KEY
