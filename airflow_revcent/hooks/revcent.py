@@ -208,6 +208,8 @@ class RevCentHook(HttpHook):
         self.revcent_conn_id = revcent_conn_id
         self.options = options or RequestOptions()
         self.max_passes = max_passes
+        if openapi_spec is not None:
+            spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
         self.openapi_spec = openapi_spec
         self._document: dict[str, Any] | None = None
         self._document_lock = threading.Lock()

@@ -383,6 +383,13 @@ def test_a_document_url_on_the_apis_own_host_gets_the_key(connection):
     assert keyed.sent == [("http://127.0.0.1:1/pinned/openapi.json", {})]
 
 
+def test_a_bad_openapi_spec_argument_fails_in_the_constructor(connection):
+    for bad in ("", "ftp://host/openapi.json"):
+        with pytest.raises(RevCentConfigError, match="openapi_spec"):
+            RevCentHook(openapi_spec=bad)
+    assert connection.lookups == []
+
+
 def test_a_document_file_is_read_without_a_request(connection, tmp_path):
     path = tmp_path / "openapi.json"
     path.write_text(json.dumps(DOCUMENT))
