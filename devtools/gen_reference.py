@@ -235,6 +235,7 @@ def revcent_extras() -> list[tuple[str, str, str]]:
         "retry_initial_backoff": hook_module.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": "true",
         "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "derived (see meaning)",
         "account_requests_per_second": "none: not shared", "account_pool_slots": 1,
+        "openapi_spec": "none: /v2/openapi.json from the API's host",
     }
     option_docs = _doc_params(RequestOptions)
     rows = []
@@ -244,6 +245,10 @@ def revcent_extras() -> list[tuple[str, str, str]]:
             meaning = "sets both `connect_timeout` and `read_timeout` where they are not given"
         if extra == "verify":
             meaning = "verify TLS certificates; false logs a warning (local sandbox only)"
+        if extra == "openapi_spec":
+            meaning = ("where RevCent's OpenAPI document is read from, for workers without access or a pinned "
+                       "version: a local file path or an http(s) URL (a URL on another host than the API's never "
+                       "receives the key); read once per task")
         if extra.startswith("account_"):
             meaning = ("the account's request rate, shared by the tasks of the pool you opt into (`REVCENT_API_POOL`)"
                        if extra == "account_requests_per_second" else

@@ -228,3 +228,53 @@ def parse_customers_response(
     return CustomersPage(int(body["current_page"]), int(body["total_count"]), int(body["total_pages"]), results,
                          repairs=tuple(repairs))
 
+
+
+def check_answer(
+    status: int,
+    content: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    what: str = "request",
+    url: str = "",
+) -> Any:
+    """Classify any answer of the one request path the way pages are classified; the parsed JSON body
+    (``None`` when it is not JSON) of an answer that is not an error.
+
+    For the answers that are not pages (:meth:`RevCentHook.run`, the OpenAPI document): 429, 408 and 5xx
+    are :class:`RevCentTransientError` (retried; a 429's ``Retry-After`` kept), 401/403
+    :class:`RevCentAuthError`, another status outside 2xx :class:`RevCentRequestError`, and a RevCent error
+    envelope (``code: 0``) with HTTP 2xx is classified as :func:`envelope_kind` says.
+
+    :param status: HTTP status code.
+    :param content: raw body.
+    :param headers: response headers (for ``Retry-After``).
+    :param what: names the request in messages.
+    :param url: the URL without its query (never holds the key), shown when it was refused.
+    """
+    try:
+        body: Any = jsontext.loads(content) if content else None
+    except (ValueError, RecursionError):
+        body = None
+    error_code, api_message = _envelope(body)
+    detail = _describe(status, error_code, api_message)
+    kwargs: dict[str, Any] = {"status": status, "error_code": error_code, "api_message": api_message}
+    if status == 429:
+        raise RevCentTransientError(f"The server throttled the {what} ({detail}).",
+                                    retry_after=parse_retry_after((headers or {}).get("Retry-After")), **kwargs)
+    if status in (401, 403):
+        raise RevCentAuthError(
+            f"The server rejected the API key for the {what} ({detail}). Put a valid RevCent API key in the "
+            "connection's password field, and check it is for the right mode (Live or Test).", **kwargs)
+    if status == 408 or status >= 500:
+        raise RevCentTransientError(f"The server failed the {what} ({detail}).", **kwargs)
+    if not 200 <= status < 300:
+        raise RevCentRequestError(
+            f"The server refused the {what} ({detail}) for {url or 'the URL'}. Check the endpoint and its "
+            "parameters.", **kwargs)
+    if isinstance(body, dict) and body.get("code") == 0:
+        kind = envelope_kind(error_code, api_message)
+        error = {"auth": RevCentAuthError, "request": RevCentRequestError}.get(kind, RevCentTransientError)
+        raise error(f"RevCent answered the {what} with an error envelope despite HTTP {status} ({detail}).",
+                    **kwargs)
+    return body

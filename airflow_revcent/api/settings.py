@@ -44,6 +44,7 @@ KNOWN_EXTRAS = (
     "retry_max_seconds",
     "retry_initial_backoff",
     "verify",
+    "openapi_spec",
 )
 
 #: Added to the longest request (its retries and timeouts) to give the default stall timeout.
@@ -88,6 +89,9 @@ class HookSettings:
     retry_max_seconds: float
     retry_initial_backoff: float
     verify: bool
+    #: The connection extra ``openapi_spec``: a file path or URL of RevCent's OpenAPI document (None: fetch
+    #: ``/v2/openapi.json`` from the API).
+    openapi_spec: str | None = None
 
     def __repr__(self) -> str:
         # Never show the key, even in a debugger or a traceback's locals.
@@ -112,6 +116,7 @@ class HookSettings:
         password: str | None,
         extra: Mapping[str, Any] | None,
         options: RequestOptions | None = None,
+        login: str | None = None,
     ) -> tuple[HookSettings, list[Note]]:
         """Validate a connection's fields and merge ``options`` over its extras.
 
@@ -121,6 +126,8 @@ class HookSettings:
         :param password: its password field (the API key).
         :param extra: its extras, as a dict.
         :param options: request options that win over the extras of the same name.
+        :param login: its login field: never sent (HttpHook would send login and password as basic auth);
+            a note says so when it is set.
         :return: the settings, and the messages to log (level, format, arguments).
         """
         notes: list[Note] = []
@@ -131,6 +138,10 @@ class HookSettings:
             notes.append((logging.WARNING,
                           "Connection %r has extras this hook does not use (ignored, never sent): %s",
                           (conn_id, ", ".join(unknown))))
+        if (login or "").strip():
+            notes.append((logging.WARNING,
+                          "Connection %r has a login; it is ignored and never sent: the API key (password field) is "
+                          "sent as the x-api-key header only.", (conn_id,)))
         api_key = (password or "").strip()
         if any(not ch.isprintable() or ch.isspace() for ch in api_key):
             # requests would refuse it with an error quoting the header, key included.
@@ -165,6 +176,12 @@ class HookSettings:
                           "TLS certificate verification is OFF for connection %r (extra verify=false): the API key "
                           "can be intercepted. Use it only against a local sandbox.", (conn_id,)))
         stall = pick("stall_timeout", None)
+        spec = pick("openapi_spec", None)
+        if spec is not None and (not isinstance(spec, str) or not spec.strip()):
+            raise RevCentConfigError(
+                f"Connection {conn_id!r}: extra openapi_spec={spec!r} must be a file path or an http(s) URL of "
+                "RevCent's OpenAPI document (or be left out to fetch /v2/openapi.json from the API)."
+            )
         settings = cls(
             base_url=base_url_from_host(host, port),
             api_key=api_key,
@@ -184,5 +201,6 @@ class HookSettings:
             retry_initial_backoff=number(pick("retry_initial_backoff", DEFAULT_RETRY_INITIAL_BACKOFF),
                                          "retry_initial_backoff", minimum=0),
             verify=verify,
+            openapi_spec=spec.strip() if spec is not None else None,
         )
         return settings, notes

@@ -3,12 +3,15 @@
 The hook owns every byte sent to RevCent and nothing else: it knows windows of unix seconds and
 returns parsed pages and customers; it knows nothing of BigQuery or of Airflow run dates.
 
-One choke point: :meth:`RevCentHook.get_customers_page` sends every request, paced by the hook's
-:class:`~airflow_revcent.pacing.Pacer`, retried under its :class:`~airflow_revcent.api.retry.RetryPolicy`,
-counted, stoppable by :meth:`RevCentHook.cancel`, and classified by
-:func:`~airflow_revcent.api.responses.parse_customers_response`. :meth:`RevCentHook.iter_pages` reads
-windows concurrently on top of it (:class:`~airflow_revcent.api.reader.ConcurrentReader`). The hook is a
-plain :class:`airflow.sdk.BaseHook`: there is no generic ``run`` that could send a request around it.
+One choke point: every request, pages, :meth:`RevCentHook.run` and the OpenAPI document alike, is sent
+by ``_send``: paced by the hook's :class:`~airflow_revcent.pacing.Pacer`, retried under its
+:class:`~airflow_revcent.api.retry.RetryPolicy`, counted, stoppable by :meth:`RevCentHook.cancel`, and
+classified (:func:`~airflow_revcent.api.responses.parse_customers_response` for pages,
+:func:`~airflow_revcent.api.responses.check_answer` for the rest). :meth:`RevCentHook.iter_pages` reads
+windows concurrently on top of it (:class:`~airflow_revcent.api.reader.ConcurrentReader`).
+
+The hook is an :class:`~airflow.providers.http.hooks.http.HttpHook` (its connection conventions, session
+and keep-alive adapter, ``run``), with each of HttpHook's quirks overridden (see :class:`RevCentHook`).
 
 The pure parts live in :mod:`airflow_revcent.api` (no Airflow import there); the names users import
 from this module are re-exported here.
@@ -19,18 +22,26 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import cached_property
-from typing import Any
-from urllib.parse import urlencode
+from functools import cached_property, partial
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from airflow.exceptions import AirflowProviderDeprecationWarning
-from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
+from airflow.providers.http.hooks.http import HttpHook
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from airflow_revcent import __version__
+from airflow_revcent.api.documents import (
+    OPENAPI_ENDPOINT,
+    parse_document,
+    read_document_file,
+    resource_from_document,
+    same_origin,
+    spec_location,
+)
 from airflow_revcent.api.options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONCURRENCY,
@@ -48,6 +59,7 @@ from airflow_revcent.api.responses import (
     DEFAULT_HOST,
     MAX_PAGE_SIZE,
     base_url_from_host,
+    check_answer,
     envelope_kind,
     parse_customers_response,
     parse_retry_after,
@@ -65,6 +77,7 @@ from airflow_revcent.exceptions import (
 from airflow_revcent.filters import CustomerFilters
 from airflow_revcent.pacing import Pacer
 from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowStats
+from airflow_revcent.resources import Resource
 from airflow_revcent.windows import Window
 
 __all__ = [
@@ -97,22 +110,54 @@ __all__ = [
 #: Marks an old keyword argument that was not given (None is a value some callers pass).
 _UNSET: Any = object()
 
+_T = TypeVar("_T")
 
-class RevCentHook(BaseHook):
-    """Talks to the RevCent v2 API.
+#: Headers only the hook sets: a caller of run() or get_conn() cannot replace the key or add credentials.
+_OWN_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
+
+#: HttpHook's TCP keep-alive defaults (seconds idle, probes, seconds between probes), kept.
+_KEEP_ALIVE = {"idle": 120, "count": 20, "interval": 30}
+
+
+class RevCentHook(HttpHook):
+    """Talks to the RevCent v2 API: an :class:`~airflow.providers.http.hooks.http.HttpHook` whose every
+    request takes the one request path.
 
     The connection (type ``revcent``): host = API root (empty for ``https://api.revcent.com``),
     password = API key. Optional extras: ``max_concurrency``, ``max_requests_per_second``
     (``0`` = no limit), ``connect_timeout``, ``read_timeout``, ``retry_max_attempts``,
     ``retry_max_seconds``, ``retry_initial_backoff``, ``request_timeout``, ``stall_timeout``, ``verify``
-    (TLS verification, default true). ``options`` win over the extras. The constructor reads nothing;
-    the connection is read on first use.
+    (TLS verification, default true), ``openapi_spec`` (where RevCent's OpenAPI document is read from).
+    ``options`` win over the extras. The constructor reads nothing; the connection is read on first use.
+
+    How HttpHook's quirks are handled:
+
+    - HttpHook sends every extra it does not know as a request header: :meth:`get_conn` never reads the
+      extras into the session; the only headers are ``x-api-key``, ``Accept`` and ``User-Agent`` (and
+      those a caller of :meth:`run` passes, which may not replace the key or add credentials).
+    - HttpHook sends basic auth only when ``login`` is set (a password alone is ignored): the password is
+      the key, sent as ``x-api-key``; a login is never sent (a warning says it is ignored); the session's
+      ``auth`` is always ``None``.
+    - HttpHook's ``get_conn()`` builds a new session each call but reuses one keep-alive adapter: so does
+      this hook, on purpose. Each thread keeps one session (a session is not documented as thread-safe);
+      every session mounts the hook's one :class:`TCPKeepAliveAdapter`, whose pool is sized to
+      ``max_concurrency`` and which never retries by itself (the retry policy does).
+    - HttpHook's ``run_with_advanced_retry`` wraps ``run`` in tenacity, retrying around the budget: here it
+      sends once through :meth:`run`, which is retried under the hook's retry budget; ``_retry_args`` are
+      ignored with a warning.
+    - HttpHook turns a host without a scheme into ``http://`` (the URI form ``https://:KEY@host`` stores
+      the scheme as the connection type, so the key would go out in clear text): the hook's base URL comes
+      from :func:`~airflow_revcent.api.responses.base_url_from_host`, which means ``https`` unless the
+      host says ``http://`` itself.
+    - ``run`` and ``run_and_check`` send through the one request path, GET only, to the API's host only.
 
     :param revcent_conn_id: the Airflow connection id.
     :param options: how requests are sent (a ``RequestOptions``: concurrency,
         pace, timeouts, retry budget); each field left ``None`` falls back to the connection's extra, then
         to its default.
     :param max_passes: full re-reads allowed for a window whose results shift while it is paged.
+    :param openapi_spec: a file path or URL of RevCent's OpenAPI document; wins over the connection extra
+        ``openapi_spec`` (None: the extra, else ``/v2/openapi.json`` from the API's host).
 
     The keyword arguments ``max_concurrency``, ``max_requests_per_second``, ``connect_timeout``,
     ``read_timeout``, ``request_timeout``, ``stall_timeout``, ``retry_max_attempts``, ``retry_max_seconds``
@@ -131,6 +176,7 @@ class RevCentHook(BaseHook):
         *,
         options: RequestOptions | None = None,
         max_passes: int = DEFAULT_MAX_PASSES,
+        openapi_spec: str | None = None,
         max_concurrency: int | None = _UNSET,
         max_requests_per_second: float | None = _UNSET,
         connect_timeout: float | None = _UNSET,
@@ -141,7 +187,8 @@ class RevCentHook(BaseHook):
         request_timeout: float | None = _UNSET,
         stall_timeout: float | None = _UNSET,
     ) -> None:
-        super().__init__()
+        # HttpHook's constructor reads nothing either; its keep-alive adapter is replaced by _adapter.
+        super().__init__(method="GET", http_conn_id=revcent_conn_id, tcp_keep_alive=False)
         old_arguments: dict[str, Any] = {
             "max_concurrency": max_concurrency, "max_requests_per_second": max_requests_per_second,
             "connect_timeout": connect_timeout, "read_timeout": read_timeout, "request_timeout": request_timeout,
@@ -161,6 +208,11 @@ class RevCentHook(BaseHook):
         self.revcent_conn_id = revcent_conn_id
         self.options = options or RequestOptions()
         self.max_passes = max_passes
+        if openapi_spec is not None:
+            spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
+        self.openapi_spec = openapi_spec
+        self._document: dict[str, Any] | None = None
+        self._document_lock = threading.Lock()
         self._local = threading.local()
         # Set when a read is abandoned (the consumer failed) or cancelled: threads stop retrying and pausing.
         self._cancelled = threading.Event()
@@ -189,7 +241,7 @@ class RevCentHook(BaseHook):
             ) from None
         settings, notes = HookSettings.from_connection(
             self.revcent_conn_id, host=conn.host, port=conn.port, password=conn.password,
-            extra=conn.extra_dejson, options=self.options,
+            extra=conn.extra_dejson, options=self.options, login=getattr(conn, "login", None),
         )
         for level, message, args in notes:
             self.log.log(level, message, *args)
@@ -218,32 +270,135 @@ class RevCentHook(BaseHook):
     def _cancellable_sleep(self, seconds: float) -> None:
         self._cancelled.wait(seconds)
 
-    def get_conn(self) -> requests.Session:
-        """A new requests session that authenticates to RevCent: the transport of :meth:`get_customers_page`.
+    # -- HttpHook's surface, on the one request path -----------------------------------------------
+    @cached_property
+    def _adapter(self) -> TCPKeepAliveAdapter:
+        """The one connection pool every session of this hook mounts (HttpHook's keep-alive adapter, sized
+        to ``max_concurrency``; it never retries by itself: the retry policy does)."""
+        settings = self.settings
+        return TCPKeepAliveAdapter(**_KEEP_ALIVE, pool_connections=1,
+                                   pool_maxsize=max(2, settings.max_concurrency), max_retries=0)
 
-        A request sent on it directly is not paced, retried, counted or cancellable: use the hook's methods.
+    def _set_base_url(self, connection: Any = None) -> None:
+        # HttpHook's would make a host without a scheme http://; ours is https unless the host says http://.
+        self.base_url = self.settings.base_url
+        self._base_url_initialized = True
+
+    def url_from_endpoint(self, endpoint: str | None) -> str:
+        """The URL of ``endpoint`` (a path such as ``/v2/customers``) under the API root.
+
+        :param endpoint: a path under the API root, or a full URL on the API's own host.
+        :raises RevCentConfigError: a full URL on another host (the key is only ever sent to the API's).
         """
+        base = self.settings.base_url
+        text = (endpoint or "").strip()
+        if "://" in text:
+            if not same_origin(text, base):
+                raise RevCentConfigError(
+                    f"RevCentHook sends requests to the API's host {base} only (they carry the key); "
+                    f"{urlsplit(text).netloc!r} is another. Give a path under the API root, such as /v2/customers."
+                )
+            return text
+        return f"{base}/{text.lstrip('/')}" if text else base
+
+    def get_conn(self, headers: dict[Any, Any] | None = None,
+                 extra_options: dict[str, Any] | None = None) -> requests.Session:
+        """A new requests session that authenticates to RevCent: the transport of the one request path.
+
+        Unlike HttpHook's, it never turns connection extras into headers and never sends basic auth. A
+        request sent on it directly is not paced, retried, counted or cancellable: use :meth:`run` or the
+        hook's other methods.
+
+        :param headers: more headers for the session (never the key or other credentials).
+        :param extra_options: not supported: the connection's extras and ``options`` set timeouts and TLS.
+        """
+        _refuse_extra_options(extra_options, "get_conn")
+        return self._new_session(keyed=True, headers=headers)
+
+    def _new_session(self, *, keyed: bool, headers: Mapping[str, Any] | None = None) -> requests.Session:
         settings = self.settings
         session = requests.Session()
-        session.headers.update(
-            {
-                "x-api-key": settings.api_key,
-                "Accept": "application/json",
-                "User-Agent": f"airflow-provider-revcent/{__version__}",
-            }
-        )
+        session.auth = None  # HttpHook would send login:password as basic auth
+        session.headers.update(_caller_headers(headers))
+        session.headers.update({"Accept": "application/json",
+                                "User-Agent": f"airflow-provider-revcent/{__version__}"})
+        if keyed:
+            session.headers["x-api-key"] = settings.api_key
         session.verify = settings.verify
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(2, settings.max_concurrency), max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        session.mount("https://", self._adapter)
+        session.mount("http://", self._adapter)
         return session
 
-    def _session(self) -> requests.Session:
-        # One session per thread: requests.Session is not documented as thread-safe.
-        session: requests.Session | None = getattr(self._local, "session", None)
+    def _session(self, keyed: bool = True) -> requests.Session:
+        # One session per thread (requests.Session is not documented as thread-safe), all on one pool; one
+        # without the key for documents on other hosts.
+        name = "session" if keyed else "plain_session"
+        session: requests.Session | None = getattr(self._local, name, None)
         if session is None:
-            session = self._local.session = self.get_conn()
+            session = self._new_session(keyed=keyed)
+            setattr(self._local, name, session)
         return session
+
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
+        """Send one GET to the API through the one request path (paced, retried, classified, counted,
+        cancellable) and return the response, its body read.
+
+        :param endpoint: a path under the API root, such as ``/v2/sales``.
+        :param data: the query parameters.
+        :param headers: more headers (never the key or other credentials).
+        :param extra_options: not supported: the connection's extras and ``options`` set timeouts and TLS.
+        :param request_kwargs: not supported (the hook sends GET requests with query parameters only).
+        :raises RevCentAPIError: the answer is an error, classified as pages are (retried when transient).
+        """
+        _refuse_extra_options(extra_options, "run")
+        if request_kwargs:
+            raise RevCentConfigError(
+                f"RevCentHook.run() sends GET requests with query parameters (data) only; it does not take "
+                f"{', '.join(sorted(request_kwargs))}."
+            )
+        if self.method != "GET":
+            raise RevCentConfigError(f"RevCentHook sends GET requests only; method is {self.method!r}.")
+        url = self.url_from_endpoint(endpoint)
+        what = f"GET {urlsplit(url).path or '/'}"
+        return self._send(url, data, what=what, parse=partial(_checked_response, what=what),
+                          headers=_caller_headers(headers))
+
+    def run_and_check(self, session: requests.Session, prepped_request: requests.PreparedRequest,
+                      extra_options: dict[Any, Any]) -> requests.Response:
+        """Send a prepared GET through the one request path (its session and headers are not used: the
+        hook's session carries the key and nothing from the extras).
+
+        :param session: ignored.
+        :param prepped_request: the request; GET to the API's host only.
+        :param extra_options: not supported.
+        """
+        _refuse_extra_options(extra_options, "run_and_check")
+        if (prepped_request.method or "").upper() != "GET":
+            raise RevCentConfigError(f"RevCentHook sends GET requests only, not {prepped_request.method}.")
+        url = self.url_from_endpoint(str(prepped_request.url))
+        what = f"GET {urlsplit(url).path or '/'}"
+        return self._send(url, None, what=what, parse=partial(_checked_response, what=what))
+
+    def run_with_advanced_retry(self, _retry_args: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        """:meth:`run`, retried under the hook's retry budget (not tenacity's): ``_retry_args`` are ignored
+        with a warning, so retries never multiply around the budget.
+
+        :param _retry_args: ignored (set ``retry_max_attempts`` etc. in the connection or ``options``).
+        """
+        if _retry_args:
+            self.log.warning(
+                "RevCentHook.run_with_advanced_retry ignores _retry_args: every request is retried under the "
+                "hook's retry budget (retry_max_attempts=%d, retry_max_seconds=%g); set those instead.",
+                self.settings.retry_max_attempts, self.settings.retry_max_seconds,
+            )
+        return self.run(*args, **kwargs)
 
     # -- the one request path -------------------------------------------------------------------
     def get_customers_page(
@@ -279,8 +434,44 @@ class RevCentHook(BaseHook):
         if budget is not None:
             policy = replace(policy, max_attempts=budget[0], max_seconds=budget[1])
         url = settings.base_url + CUSTOMERS_ENDPOINT
+        query = urlencode(params)
 
-        def attempt() -> CustomersPage:
+        def parse(content: bytes, response: requests.Response) -> CustomersPage:
+            received_at = time.time()
+            page = parse_customers_response(response.status_code, content, response.headers, what=what, query=query)
+            return replace(page, received_at=received_at)
+
+        return self._send(url, params, what=what, parse=parse, policy=policy)
+
+    def _send(
+        self,
+        url: str,
+        params: Any,
+        *,
+        what: str,
+        parse: Callable[[bytes, requests.Response], _T],
+        policy: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        keyed: bool = True,
+    ) -> _T:
+        """The one request path: one GET, paced, counted, cancellable, classified by ``parse`` and retried
+        under ``policy`` (the connection's budget by default).
+
+        :param url: the URL (the API's host when ``keyed``).
+        :param params: the query parameters.
+        :param what: names the request in messages.
+        :param parse: reads an answer; raises the error class that decides what happens next.
+        :param policy: the retry budget.
+        :param headers: more headers for this request.
+        :param keyed: send the key (only to the API's own host).
+        """
+        settings = self.settings
+        if keyed and not same_origin(url, settings.base_url):
+            # Defence in depth: every caller checks already; the key never leaves for another host.
+            raise RevCentConfigError(f"Refusing to send the key to {urlsplit(url).netloc!r}, which is not the "
+                                     f"API's host ({settings.base_url}).")
+
+        def attempt() -> _T:
             if self._cancelled.is_set():
                 raise RevCentCancelled(f"The {what} was not sent: the read was stopped.")
             sent_at = self.pacer.acquire()
@@ -289,7 +480,7 @@ class RevCentHook(BaseHook):
             with self._requests_lock:
                 self.requests_sent += 1
             try:
-                content, response = self._fetch(url, params, settings, what)
+                content, response = self._fetch(url, params, settings, what, headers=headers, keyed=keyed)
             except requests.Timeout as exc:
                 raise RevCentTransientError(
                     f"RevCent did not answer the {what} within the timeouts (connect {settings.connect_timeout:g}"
@@ -304,10 +495,8 @@ class RevCentHook(BaseHook):
                 raise RevCentRequestError(
                     f"The {what} could not be sent: {type(exc).__name__}. Check the connection's host and key."
                 ) from None
-            received_at = time.time()
             try:
-                result = parse_customers_response(response.status_code, content, response.headers, what=what,
-                                                  query=urlencode(params))
+                result = parse(content, response)
             except RevCentTransientError as exc:
                 if exc.status == 429:
                     with self._requests_lock:
@@ -315,16 +504,19 @@ class RevCentHook(BaseHook):
                     self.pacer.on_throttle(sent_at, exc.retry_after)
                 raise
             self.pacer.on_success(sent_at)
-            return replace(result, received_at=received_at)
+            return result
 
-        return policy.call(attempt, what=what, cancelled=self._cancelled, sleep=self._cancellable_sleep,
-                           on_retry=self._log_retry)
+        return (policy or self.retry_policy).call(attempt, what=what, cancelled=self._cancelled,
+                                                  sleep=self._cancellable_sleep, on_retry=self._log_retry)
 
-    def _fetch(self, url: str, params: Any, settings: HookSettings, what: str) -> tuple[bytes, requests.Response]:
+    def _fetch(self, url: str, params: Any, settings: HookSettings, what: str, *,
+               headers: Mapping[str, str] | None = None, keyed: bool = True) -> tuple[bytes, requests.Response]:
         """Send one GET and read its body, within ``request_timeout`` however slowly the bytes come."""
         deadline = time.monotonic() + settings.request_timeout
-        response = self._session().get(
-            url, params=params, timeout=(settings.connect_timeout, settings.read_timeout), stream=True
+        session = self._session() if keyed else self._session(keyed=False)
+        extra: dict[str, Any] = {"headers": dict(headers)} if headers else {}
+        response = session.get(
+            url, params=params, timeout=(settings.connect_timeout, settings.read_timeout), stream=True, **extra
         )
         chunks: list[bytes] = []
         try:
@@ -353,6 +545,73 @@ class RevCentHook(BaseHook):
             raise
         response.close()
         return b"".join(chunks), response
+
+    # -- RevCent's OpenAPI document -----------------------------------------------------------------
+    def get_openapi_document(self) -> dict[str, Any]:
+        """RevCent's OpenAPI document, parsed; read once per hook (so once per task).
+
+        From ``openapi_spec`` (the constructor's, else the connection extra's): a local file, or a URL, which
+        receives the key only when it is on the API's own host. Without it, ``/v2/openapi.json`` from the
+        API's host. URLs are fetched through the one request path (paced, retried, counted, cancellable).
+
+        :raises RevCentConfigError: ``openapi_spec`` names a file that cannot be read or is not a JSON object.
+        :raises RevCentAPIError: the document could not be fetched (the error says why).
+        """
+        with self._document_lock:
+            if self._document is None:
+                self._document = self._read_openapi_document()
+            return self._document
+
+    @property
+    def openapi_source(self) -> str:
+        """Where :meth:`get_openapi_document` reads the document from (a file path or a URL)."""
+        spec = self.openapi_spec or self.settings.openapi_spec
+        if spec is None:
+            return self.settings.base_url + OPENAPI_ENDPOINT
+        return spec_location(spec)[1]
+
+    def _read_openapi_document(self) -> dict[str, Any]:
+        spec = self.openapi_spec or self.settings.openapi_spec
+        kind, where = spec_location(spec) if spec is not None else ("url", self.openapi_source)
+        if kind == "file":
+            document = read_document_file(where)
+            self.log.info("Read RevCent's OpenAPI document from the file %s", where)
+            return document
+        keyed = same_origin(where, self.settings.base_url)
+        # Only the path and host go into messages: a URL's query could hold a token.
+        shown = f"{urlsplit(where).scheme}://{urlsplit(where).netloc}{urlsplit(where).path}"
+        what = f"OpenAPI document request ({shown})"
+
+        def parse(content: bytes, response: requests.Response) -> dict[str, Any]:
+            return parse_document(response.status_code, content, response.headers, what=what, url=shown)
+
+        document = self._send(where, None, what=what, parse=parse, keyed=keyed)
+        self.log.info("Fetched RevCent's OpenAPI document from %s (%s the API key)", shown,
+                      "with" if keyed else "without")
+        return document
+
+    def get_resource(self, name: str, *, key_field: str | None = None, created_field: str | None = None) -> Resource:
+        """The list resource ``name`` from RevCent's OpenAPI document (:meth:`get_openapi_document`).
+
+        When no ``openapi_spec`` is set and ``/v2/openapi.json`` cannot be had, customers still comes from the
+        packaged GetCustomers operation (with a warning); any other resource is an error that says why. An
+        ``openapi_spec`` that cannot be read is always an error: a pinned document is never replaced.
+
+        :param name: a list path's last segment (``"sales"``) or an operationId (``"GetSales"``).
+        :param key_field: the item's identifying field, when not ``id``.
+        :param created_field: the item's creation time, when not ``created_date_unix``.
+        """
+        try:
+            document: dict[str, Any] | None = self.get_openapi_document()
+            why = None
+        except (RevCentAPIError, RevCentConfigError) as exc:
+            if self.openapi_spec or self.settings.openapi_spec:
+                raise
+            document, why = None, str(exc)
+            self.log.warning("RevCent's OpenAPI document could not be had (%s); resource %r is read from the "
+                             "packaged operation if it is customers", why, name)
+        return resource_from_document(name, document, source=self.openapi_source, unavailable=why,
+                                      key_field=key_field, created_field=created_field)
 
     def _log_retry(self, exc: BaseException | None, attempt: int, attempts: int, wait_s: float) -> None:
         with self._requests_lock:
@@ -390,6 +649,7 @@ class RevCentHook(BaseHook):
             max_passes=self.max_passes, first_page=self._first_page, cancelled=self._cancelled,
         )
         self.pacer  # noqa: B018 - created here, once, before the threads that share it
+        self._adapter  # noqa: B018 - likewise the one connection pool every thread's session mounts
         try:
             for batch in reader.read(windows, skip_invalid=skip_invalid):
                 self._first_page = reader.first_page
@@ -427,3 +687,30 @@ class RevCentHook(BaseHook):
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected to {self.settings.base_url}: {page.total_count} customers created in the last day."
+
+
+def _refuse_extra_options(extra_options: Mapping[str, Any] | None, method: str) -> None:
+    if extra_options:
+        raise RevCentConfigError(
+            f"RevCentHook.{method}() does not take extra_options ({', '.join(sorted(extra_options))}): timeouts, "
+            "TLS verification and retries come from the connection's extras and options=RequestOptions(...)."
+        )
+
+
+def _caller_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """A caller's extra headers, refusing any that would replace the key or add credentials."""
+    given = {str(k): str(v) for k, v in (headers or {}).items()}
+    refused = sorted(k for k in given if k.lower() in _OWN_HEADERS)
+    if refused:
+        raise RevCentConfigError(
+            f"RevCentHook does not send the headers {', '.join(refused)} from a caller: the key goes as x-api-key "
+            "from the connection's password, and nothing else carries credentials."
+        )
+    return given
+
+
+def _checked_response(content: bytes, response: requests.Response, *, what: str) -> requests.Response:
+    """A response of :meth:`RevCentHook.run`, classified, its body already read (``.content``, ``.json()``)."""
+    check_answer(response.status_code, content, response.headers, what=what, url=what.removeprefix("GET "))
+    response._content = content  # the body was streamed; give it to the response as requests would
+    return response

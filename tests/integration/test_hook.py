@@ -14,6 +14,7 @@ import pytest
 from airflow_revcent.api.options import RequestOptions
 from airflow_revcent.exceptions import RevCentAuthError, RevCentConfigError
 from airflow_revcent.hooks.revcent import RevCentHook
+from airflow_revcent.spec import load_spec
 from airflow_revcent.windows import Interval, Window, split_windows
 from revcent_sandbox import CustomerStore
 
@@ -91,6 +92,9 @@ class _Capture(BaseHTTPRequestHandler):
         status = 401 if self.headers.get("x-api-key") != API_KEY else 200
         body = json.dumps({"code": 1, "current_page": 1, "total_count": 0, "total_pages": 0, "results": []}
                           if status == 200 else {"code": 0, "error_code": "unauthorized", "message": "bad key"})
+        # /docs/ is a document host that needs no key (and must never get it); the API's needs the key.
+        if self.path.startswith("/docs/") or (self.path == "/v2/openapi.json" and status == 200):
+            status, body = 200, json.dumps(load_spec())
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -100,12 +104,24 @@ class _Capture(BaseHTTPRequestHandler):
         pass
 
 
+def _serve() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def capture() -> Iterator[str]:
     _Capture.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = _serve()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def other_host() -> Iterator[str]:
+    """Another origin (another port) serving a document at /docs/openapi.json without a key."""
+    server = _serve()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -190,3 +206,32 @@ def test_test_connection_names_an_unreachable_host_and_a_wrong_host_quickly(monk
     finally:
         web.shutdown()
     assert not ok and "has no /v2/customers at this host" in message and "API root" in message
+
+
+def test_run_and_the_document_take_the_real_session_with_only_the_key_header(capture, monkeypatch):
+    # HttpHook would send the extra as a header and login:password as basic auth; the URI-less JSON form here.
+    monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT", json.dumps(
+        {"conn_type": "revcent", "host": capture, "login": "someone", "password": API_KEY,
+         "extra": {"X-Custom": "leak?", "max_requests_per_second": 0}}))
+    hook = RevCentHook()
+    response = hook.run("/v2/sales", data={"page": 1, "limit": 25})
+    assert response.status_code == 200 and response.json()["code"] == 1
+    document = hook.get_openapi_document()
+    assert document == load_spec() and hook.get_openapi_document() is document  # fetched once
+    assert hook.get_resource("customers").operation_id == "GetCustomers"
+    assert [h["path"] for h in _Capture.seen] == ["/v2/sales?page=1&limit=25", "/v2/openapi.json"]
+    for headers in _Capture.seen:
+        assert headers["x-api-key"] == API_KEY
+        assert "x-custom" not in headers and "authorization" not in headers
+    assert hook.requests_sent == 2
+
+
+def test_a_document_url_on_another_host_never_receives_the_key(capture, other_host, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_REVCENT_DEFAULT", json.dumps(
+        {"conn_type": "revcent", "host": capture, "password": API_KEY,
+         "extra": {"openapi_spec": other_host + "/docs/openapi.json"}}))
+    hook = RevCentHook()
+    assert hook.get_openapi_document() == load_spec()
+    assert [h["path"] for h in _Capture.seen] == ["/docs/openapi.json"]
+    assert "x-api-key" not in _Capture.seen[0] and API_KEY not in json.dumps(_Capture.seen)
+    assert _Capture.seen[0]["host"] == other_host.removeprefix("http://")

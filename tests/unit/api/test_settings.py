@@ -105,3 +105,20 @@ def test_a_bad_extra_is_refused_naming_it(extra, name):
 def test_a_host_that_is_not_http_is_refused():
     with pytest.raises(RevCentConfigError, match="not an http"):
         build(host="ftp://api.revcent.com")
+
+
+def test_a_login_is_reported_as_ignored_and_never_becomes_the_key():
+    settings, notes = HookSettings.from_connection("revcent_default", host=None, port=None, password=KEY,
+                                                   extra=None, login="someone")
+    assert settings.api_key == KEY
+    assert [(level, args) for level, _, args in notes] == [(logging.WARNING, ("revcent_default",))]
+    assert "login" in notes[0][1] and "x-api-key" in notes[0][1]
+
+
+def test_openapi_spec_is_read_from_the_extras_and_checked():
+    assert build()[0].openapi_spec is None
+    assert build({"openapi_spec": " /srv/openapi.json "})[0].openapi_spec == "/srv/openapi.json"
+    assert build({"openapi_spec": "/srv/openapi.json"})[1] == []  # a known extra: no "unused extra" note
+    for bad in ("", 3):
+        with pytest.raises(RevCentConfigError, match="openapi_spec"):
+            build({"openapi_spec": bad})

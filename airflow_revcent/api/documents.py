@@ -1,0 +1,154 @@
+"""RevCent's OpenAPI document, without Airflow: where it comes from, what a fetched one must be, and which
+resource to land when none can be had.
+
+The hook fetches the document (:meth:`~airflow_revcent.hooks.revcent.RevCentHook.get_openapi_document`);
+these helpers decide everything that needs no network: whether ``openapi_spec`` names a URL or a file,
+whether a URL is on the API's own host (only then does it receive the key), whether an answer is a
+document, and :func:`resource_from_document`, which falls back to the packaged GetCustomers operation for
+customers when no document could be had.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from airflow_revcent.api.responses import check_answer
+from airflow_revcent.exceptions import RevCentAPIError, RevCentConfigError, RevCentTransientError
+from airflow_revcent.resources import OpenAPIDocument, Resource, find_resource, packaged_document
+
+#: Where RevCent serves its full OpenAPI 3.1 document, under the API root.
+OPENAPI_ENDPOINT = "/v2/openapi.json"
+
+#: The names :func:`resource_from_document` answers from the packaged operation when there is no document.
+_CUSTOMERS_NAMES = ("customers", "getcustomers")
+
+
+def spec_location(spec: str) -> tuple[str, str]:
+    """What an ``openapi_spec`` value names: ``("url", url)`` for http(s), else ``("file", path)``.
+
+    ``file://`` URLs are read as files. Any other scheme is an error.
+
+    :param spec: the connection extra or operator argument ``openapi_spec``.
+    """
+    text = spec.strip()
+    if not text:
+        raise RevCentConfigError("openapi_spec is empty: give the path of a JSON file or an http(s) URL, or leave "
+                                 "it unset to fetch /v2/openapi.json from the API.")
+    scheme = urlsplit(text).scheme.lower()
+    if scheme in ("http", "https"):
+        return "url", text
+    if scheme == "file":
+        return "file", unquote(urlsplit(text).path)
+    if "://" in text:
+        raise RevCentConfigError(f"openapi_spec={spec!r} has the scheme {scheme!r}; give an http(s) URL, a "
+                                 "file:// URL or a local path.")
+    return "file", text
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, with the scheme's default port filled in.
+
+    :param url: an absolute http(s) URL.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise RevCentConfigError(f"{url!r} has an invalid port.") from None
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port if port is not None else default
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` is on the API's own scheme, host and port: only such a URL receives the API key.
+
+    :param url: the URL about to be requested.
+    :param base_url: the API root (the hook's ``base_url``).
+    """
+    return origin(url) == origin(base_url)
+
+
+def parse_document(status: int, content: bytes, headers: Mapping[str, str] | None = None, *,
+                   what: str, url: str) -> dict[str, Any]:
+    """The OpenAPI document an answer holds, or the error that says why it is not one.
+
+    Status codes are classified as every answer is (:func:`~airflow_revcent.api.responses.check_answer`);
+    a 2xx body that is not JSON (cut short) is transient; JSON that is not an object is an API error.
+
+    :param status: HTTP status code.
+    :param content: raw body.
+    :param headers: response headers.
+    :param what: names the request in messages.
+    :param url: the URL without its query, for messages.
+    """
+    body = check_answer(status, content, headers, what=what, url=url)
+    if body is None:
+        raise RevCentTransientError(
+            f"The answer to the {what} is not JSON (cut short or garbled, {len(content)} bytes).", status=status)
+    if not isinstance(body, dict):
+        raise RevCentAPIError(
+            f"The answer to the {what} is JSON but a {type(body).__name__}, not an OpenAPI document (an object). "
+            "Point openapi_spec at RevCent's /v2/openapi.json or a saved copy.", status=status)
+    return body
+
+
+def read_document_file(path: str) -> dict[str, Any]:
+    """An OpenAPI document from a local JSON file.
+
+    :param path: the file (``openapi_spec``).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RevCentConfigError(
+            f"Cannot read the OpenAPI document openapi_spec={path!r}: {type(exc).__name__}: {exc.strerror or exc}. "
+            "Give the path of a JSON file that exists on every worker, or an http(s) URL."
+        ) from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise RevCentConfigError(
+            f"The OpenAPI document openapi_spec={path!r} is not valid JSON ({exc}). Save RevCent's "
+            "/v2/openapi.json again."
+        ) from None
+    if not isinstance(body, dict):
+        raise RevCentConfigError(f"The OpenAPI document openapi_spec={path!r} is a JSON {type(body).__name__}, "
+                                 "not an object. Save RevCent's /v2/openapi.json again.")
+    return body
+
+
+def resource_from_document(
+    name: str,
+    document: Mapping[str, Any] | None,
+    *,
+    source: str = "the OpenAPI document",
+    unavailable: str | None = None,
+    key_field: str | None = None,
+    created_field: str | None = None,
+) -> Resource:
+    """The resource ``name`` from ``document``; without a document, customers from the packaged operation.
+
+    :param name: a list path's last segment (``"sales"``) or an operationId (``"GetSales"``).
+    :param document: the parsed document, or ``None`` when none could be had.
+    :param source: how messages name the document.
+    :param unavailable: why there is no document (for the message when ``name`` is not customers).
+    :param key_field: the item's identifying field, when not ``id``.
+    :param created_field: the item's creation time, when not ``created_date_unix``.
+    :raises RevCentConfigError: the document lacks the resource, or there is no document and the resource is
+        not customers.
+    """
+    if document is not None:
+        return find_resource(OpenAPIDocument(document, source=source), name, key_field=key_field,
+                             created_field=created_field)
+    if str(name).strip().lower() in _CUSTOMERS_NAMES:
+        return find_resource(packaged_document(), name, key_field=key_field, created_field=created_field)
+    raise RevCentConfigError(
+        f"Resource {name!r} needs RevCent's OpenAPI document, and none could be had"
+        f"{f' ({unavailable})' if unavailable else ''}. Set openapi_spec (connection extra) to a saved copy of "
+        "/v2/openapi.json or a URL the worker can reach; only customers works from the packaged operation."
+    )
