@@ -25,7 +25,6 @@ from airflow_revcent.bigquery.fields import (
 )
 from airflow_revcent.bigquery.statements import (
     apply_script,
-    change_counts_query,
     lock_init_statement,
     lock_statement,
     partition_steps,
@@ -122,7 +121,6 @@ def _statements(case: Case) -> tuple[list[str], dict[str, list[SchemaField]]]:
     sql = [
         apply_script(DEST, STAGE, names, case.steps, run_id="scheduled__2026-05-14T00:00:00+00:00",
                      history=HIST if case.history is not None else None, history_staging=history_staging),
-        change_counts_query(DEST, STAGE, case.steps),
         lock_init_statement(DEST.lock()),
         lock_statement(DEST.lock(), None),
     ]
