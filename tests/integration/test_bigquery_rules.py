@@ -378,3 +378,30 @@ def _ti(try_number: int) -> Any:
     return SimpleNamespace(dag_id="it", task_id="customers_to_bigquery", map_index=-1, try_number=try_number)
 
 
+
+
+def test_every_job_names_its_dag_and_task_and_a_deleted_lock_row_is_given_back(store, through_proxy, bq_proxy,
+                                                                               table_name):
+    client = through_proxy(store)
+    dataset, table = table_name.split(".")
+    lock = f"{client.project}.{dataset}._revcent_lock_{table}"
+    run_operator(destination_table=table_name, **RANGE)
+    jobs = [e for e in bq_proxy.requests
+            if e.method == "POST" and re.search(f"{bqproxy.JOBS_INSERT}|{bqproxy.JOBS_QUERY}", e.path)]
+    ids = [e.body.get("jobReference", {}).get("jobId", "") if isinstance(e.body, dict) else "" for e in jobs]
+    # The lock set-up, the loads and the transaction: no counts query, and no automatic id.
+    assert len(ids) >= 3 and all(i.startswith("revcent_") and "it__customers_to_bigquery_" in i for i in ids), ids
+    assert [i for i in ids if i.startswith("revcent_lock_init_")]
+    assert not [sql for _, sql in bq_proxy.queries() if "COUNTIF" in sql]
+    first_init = {job for job, _ in bq_proxy.queries() if job.startswith("revcent_lock_init_")}
+
+    # Someone deletes the lock row: the next run gives it back under a job of its own (not the first
+    # run's, which would reattach to that success and insert nothing), and its transaction updates it.
+    client.query(f"DELETE FROM `{lock}` WHERE TRUE").result()
+    store.mutate(0.3, seed=12)
+    run_operator(run_id="after_delete", destination_table=table_name, **RANGE)
+    locks = list(client.query(f"SELECT revision, run_id FROM `{lock}`").result())
+    assert [(r["revision"], r["run_id"]) for r in locks] == [(1, "after_delete")]
+    inits = {job for job, _ in bq_proxy.queries() if job.startswith("revcent_lock_init_")}
+    assert inits - first_init
+    assert_table_matches(client, table_name, store.truth(START, END))
