@@ -48,6 +48,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -73,7 +74,6 @@ from airflow_revcent.bigquery.statements import (
     CREATED_UNIX_COLUMN,
     adoption_fill_statement,
     apply_script,
-    change_counts_query,
     lock_init_statement,
     orphan_ids_query,
     partition_steps,
@@ -355,7 +355,10 @@ class CustomersDestination:
         # The lock only serializes writers while it has a row to update (tabledata.list costs nothing).
         if not list(self.client.list_rows(str(lock), max_results=1, selected_fields=LOCK_SCHEMA[:1],
                                           retry=API_RETRY)):
-            self._run_job(f"revcent_lock_init_{self._epoch(lock)}",
+            # Ids of this set-up alone: the statement inserts only into an empty table, so repeating it is
+            # safe, while one id for the table's life would reattach to its first success (and insert
+            # nothing) once the row is deleted, and fail for good once that id's tries had failed.
+            self._run_job(f"revcent_lock_init_{self.job_prefix}{self._epoch(lock)}_{uuid.uuid4().hex[:12]}",
                           lambda job_id: self._query(lock_init_statement(lock), job_id))
 
     def _ensure_dataset(self) -> None:
@@ -663,13 +666,15 @@ class CustomersDestination:
             history_staging = (staging if same_shape(self._schemas[self.table], history_schema, names)
                                else self._stage(self.history, load, names, result))
         try:
-            counts = next(iter(self._query(change_counts_query(self.table, staging, steps)).result(retry=API_RETRY)))
-            result.rows_inserted, result.rows_updated = int(counts["inserted"] or 0), int(counts["updated"] or 0)
             sql = apply_script(self.table, staging, names, steps, run_id=load.run_id, history=self.history,
                                history_staging=history_staging)
             job = self._run_job(f"{apply_base}_t{load.attempt}", lambda job_id: self._query(sql, job_id))
             result.job_ids.append(job.job_id)
             result.steps = len(steps)
+            # The script's result: counted inside the transaction, so exact whatever ran beside it.
+            counts = next(iter(job.result(retry=API_RETRY)), None)
+            if counts is not None:
+                result.rows_inserted, result.rows_updated = int(counts["inserted"] or 0), int(counts["updated"] or 0)
         finally:
             for table in {staging, history_staging} - {None}:
                 assert table is not None

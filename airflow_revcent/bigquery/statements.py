@@ -8,7 +8,9 @@ are BigQuery's documented ones, not the local server's:
   (a one-row table beside it). BigQuery does not run two transactions that mutate rows of the same
   table concurrently: the later one is cancelled ("Transaction is aborted due to concurrent
   update") and retried by the pipeline. So committed writes never overlap, each sees every row
-  committed before it began, and an id already present is updated, never inserted again.
+  committed before it began, and an id already present is updated, never inserted again. A lock
+  update that changes no row (the row was deleted) serializes nothing: the transaction then raises
+  :data:`LOCK_ROW_MISSING` and changes nothing.
 * **Partitions.** Each statement is restricted to one step of at most
   :data:`MAX_DAYS_PER_STATEMENT` days of ``_created_at`` (constant bounds, so BigQuery prunes to
   those partitions, a table with ``require_partition_filter`` accepts it, and no statement
@@ -23,11 +25,19 @@ are BigQuery's documented ones, not the local server's:
 * New ids are inserted; known ids are updated in place (columns the pipeline does not write keep
   their values) when the content hash differs and the staging row was read later than the
   stored one, or when the stored row has no ``_extracted_at`` (a row written by someone else).
+* A known id read later with the same content only moves ``_extracted_at`` to that read (not
+  counted as updated; ``_last_changed_at`` and the history stay): ``_extracted_at`` is the latest
+  read of the stored content, so an older read of other content that commits later never wins.
+* The counts are taken inside the transaction (``@@row_count`` after each statement) and are the
+  script's result: one row, ``inserted`` and ``updated``.
 * ``_first_seen_at`` is kept from the first load; ``_last_changed_at`` moves on change.
 * Rows absent from the staging table are left alone: the API can be asked for a subset
   (filters), and a customer is never deleted because one answer lacked it.
 * With change history on, the same transaction closes the current version of each changed
-  customer in the history table and appends its new one, before the destination changes.
+  customer in the history table and appends its new one, before the destination changes. The
+  history is partitioned on ``_valid_from``; the statement that closes versions is bounded to
+  ``_valid_from >=`` the step's first day less :data:`HISTORY_CLOCK_MARGIN` (see
+  :func:`history_bound`).
 
 The design assumes what the API documents: ``created_date_unix`` is when the customer was
 created, so an id keeps its ``_created_at`` and therefore its partition.
@@ -49,6 +59,11 @@ from airflow_revcent.timefmt import sql_timestamp_text
 MAX_DAYS_PER_STATEMENT = 3650
 #: A transaction may modify at most 100,000 partitions in total (BigQuery's documented limit).
 MAX_DAYS_PER_TRANSACTION = 95_000
+#: How far the worker's clock may be behind RevCent's for :func:`history_bound` to hold.
+HISTORY_CLOCK_MARGIN = timedelta(days=1)
+#: What the transaction raises when the lock update changed no row (the message BigQuery reports).
+LOCK_ROW_MISSING = ("The lock table has no row, so this write would not be serialized with others; nothing "
+                    "was changed. Retry the task: its set-up gives the lock table its row again.")
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,12 @@ _REPLACES = ("({t}.`_extracted_at` IS NULL OR (COALESCE({t}.`_content_hash`, '')
              "AND S.`_extracted_at` > {t}.`_extracted_at`))")
 
 
+#: A staging row S read the stored row T's content again, later: only T's read time moves.
+_REREAD = "({t}.`_content_hash` = S.`_content_hash` AND S.`_extracted_at` > {t}.`_extracted_at`)"
+#: The script's variables counting what its statements did to the destination.
+INSERTED, UPDATED = "revcent_inserted", "revcent_updated"
+
+
 def _changed(destination: TableRef, staging: TableRef, step: Step) -> str:
     """Staging rows (S) of a step that are new or replace their stored row (T), joined to it."""
     return (f"FROM {_deduplicated(staging, step)} AS S\n"
@@ -129,19 +150,22 @@ def _changed(destination: TableRef, staging: TableRef, step: Step) -> str:
             f"  WHERE T.`id` IS NULL OR {_REPLACES.format(t='T')}")
 
 
-def change_counts_query(destination: TableRef, staging: TableRef, steps: Sequence[Step]) -> str:
-    """How many staging rows are new and how many replace a stored row (read-only).
+def history_bound(step: Step, alias: str) -> str:
+    """``alias._valid_from`` bounded below by a constant, so closing versions prunes the history's partitions.
 
-    :param destination: the customers table.
-    :param staging: the run's staging table.
-    :param steps: the steps covering the staging rows' ``_created_at``.
+    The history is partitioned on ``_valid_from`` (when a version was read). A customer is read only
+    after it was created, so each of its versions has ``_valid_from >= _created_at``, and the step's
+    customers have ``_created_at >=`` its first day. ``_created_at`` is RevCent's clock and
+    ``_valid_from`` the worker's: :data:`HISTORY_CLOCK_MARGIN` allows the worker's to be behind by up
+    to that much. No upper bound: a version was read before the run that closes it, so it never lies
+    ahead, and a bound there would prune nothing.
+
+    :param step: the step whose customers' versions are closed.
+    :param alias: the history table's alias.
     """
-    parts = [f"SELECT COUNTIF(T.`id` IS NULL) AS inserted, COUNTIF(T.`id` IS NOT NULL) AS updated\n"
-             f"{_changed(destination, staging, step)}" for step in steps]
-    if len(parts) == 1:
-        return parts[0]
-    union = "\nUNION ALL\n".join(parts)
-    return f"SELECT SUM(inserted) AS inserted, SUM(updated) AS updated FROM (\n{union})"
+    earliest = datetime.min.replace(tzinfo=UTC)
+    floor = step.start - HISTORY_CLOCK_MARGIN if step.start - earliest > HISTORY_CLOCK_MARGIN else earliest
+    return f"{alias}.`_valid_from` >= TIMESTAMP '{sql_timestamp_text(floor)}'"
 
 
 def _value(column: str, *, inserting: bool) -> str:
@@ -159,8 +183,18 @@ def lock_statement(lock: TableRef, run_id: str | None) -> str:
             "`updated_at` = CURRENT_TIMESTAMP() WHERE TRUE;")
 
 
+def lock_check_statement() -> str:
+    """Right after :func:`lock_statement`: a lock update that changed no row serialized nothing, so the
+    transaction stops there (rolled back) rather than write beside a concurrent writer."""
+    return f"IF @@row_count = 0 THEN RAISE USING MESSAGE = {_string_literal(LOCK_ROW_MISSING)}; END IF;"
+
+
 def lock_init_statement(lock: TableRef) -> str:
-    """Give an empty lock table its row (concurrent first runs may both add one: any row serializes)."""
+    """Give an empty lock table its row (concurrent first runs may both add one: any row serializes).
+
+    Safe to run any number of times (it inserts only into an empty table), so each run submits it
+    under a job id of its own.
+    """
     return (f"INSERT INTO {lock.sql()} (`revision`) SELECT 0 FROM UNNEST([1]) "
             f"WHERE NOT EXISTS (SELECT 1 FROM {lock.sql()})")
 
@@ -183,20 +217,24 @@ def apply_script(
 ) -> str:
     """One transaction applying a staging table to the destination (see the module docstring).
 
+    The script's result is one row: ``inserted`` and ``updated``, the rows its statements inserted into
+    and updated in the destination (``@@row_count``), exact, taken inside the transaction.
+
     :param destination: the customers table.
     :param staging: the run's staging table, with the destination's schema for ``columns``.
     :param columns: the top-level columns the pipeline writes (others keep their values).
     :param steps: steps of at most :data:`MAX_DAYS_PER_STATEMENT` days covering the staging rows.
     :param run_id: recorded on the lock row, for whoever wonders who wrote last.
     :param history: a type-2 history table (the destination's columns plus ``_valid_from``,
-        ``_valid_to``, ``_is_current``), or ``None``.
+        ``_valid_to``, ``_is_current``), partitioned on ``_valid_from``, or ``None``.
     :param history_staging: the same rows as ``staging`` in a table with the history's schema
         (``staging`` itself when the two tables' columns are alike).
     """
     names = ", ".join(_q(c) for c in columns)
     updates = ", ".join(f"{_q(c)} = {_value(c, inserting=False)}" for c in columns
                         if c not in ("id", "_first_seen_at", PARTITION_COLUMN))
-    statements = ["BEGIN TRANSACTION;", lock_statement(destination.lock(), run_id)]
+    statements = [f"DECLARE {INSERTED} INT64 DEFAULT 0;", f"DECLARE {UPDATED} INT64 DEFAULT 0;",
+                  "BEGIN TRANSACTION;", lock_statement(destination.lock(), run_id), lock_check_statement()]
     for step in steps:
         if history is not None:
             source = history_staging or staging
@@ -204,7 +242,7 @@ def apply_script(
             statements += [
                 f"UPDATE {history.sql()} AS H SET `_valid_to` = C.`_extracted_at`, `_is_current` = FALSE\n"
                 f"  FROM (SELECT S.`id`, S.`_extracted_at` {_changed(destination, staging, step)}) AS C\n"
-                f"  WHERE H.`_is_current` AND H.`id` = C.`id`;",
+                f"  WHERE H.`_is_current` AND H.`id` = C.`id` AND {history_bound(step, 'H')};",
                 f"INSERT INTO {history.sql()} ({names}, `_valid_from`, `_valid_to`, `_is_current`)\n"
                 f"  SELECT {', '.join(_value(c, inserting=False) for c in columns)}, S.`_extracted_at`, NULL, TRUE\n"
                 f"  {_changed(destination, source, step)};",
@@ -213,12 +251,19 @@ def apply_script(
             f"UPDATE {destination.sql()} AS T SET {updates}\n"
             f"  FROM {_deduplicated(staging, step)} AS S\n"
             f"  WHERE T.`id` = S.`id` AND {step.condition('T')} AND {_REPLACES.format(t='T')};",
+            f"SET {UPDATED} = {UPDATED} + @@row_count;",
             f"INSERT INTO {destination.sql()} ({names})\n"
             f"  SELECT {', '.join(_value(c, inserting=True) for c in columns)}\n"
             f"  FROM {_deduplicated(staging, step)} AS S\n"
             f"  WHERE NOT EXISTS (SELECT 1 FROM {_current(destination, step)} AS T WHERE T.`id` = S.`id`);",
+            f"SET {INSERTED} = {INSERTED} + @@row_count;",
+            # Same content read later: only the read time moves (after the two above, so a row they
+            # wrote already carries this read's time and is not touched again).
+            f"UPDATE {destination.sql()} AS T SET `_extracted_at` = S.`_extracted_at`\n"
+            f"  FROM {_deduplicated(staging, step)} AS S\n"
+            f"  WHERE T.`id` = S.`id` AND {step.condition('T')} AND {_REREAD.format(t='T')};",
         ]
-    statements.append("COMMIT TRANSACTION;")
+    statements += ["COMMIT TRANSACTION;", f"SELECT {INSERTED} AS inserted, {UPDATED} AS updated;"]
     return "\n".join(statements)
 
 

@@ -120,7 +120,7 @@ def test_a_destination_whose_records_are_in_reverse_order_gets_each_value_in_its
     store.mutate(0.5, seed=4)  # the second run updates: SET rec = S.rec on every RECORD
     run_dag(sample_dag, monkeypatch, table_name)
     assert_table_matches(client, table_name, store.truth(START, END))
-    assert assert_statements_valid(bq_proxy, client) >= 4
+    assert assert_statements_valid(bq_proxy, client) >= 3  # lock set-up, two transactions
     stagings = [j["schema"] for j in bq_proxy.load_jobs()]
     wanted = _field_names(client.get_table(table_name).schema)
     assert stagings and all(_field_names([SchemaField.from_api_repr(f) for f in s]) ==
@@ -134,7 +134,7 @@ def test_a_destination_from_an_older_spec_without_a_nested_field_in_the_middle(
     run_dag(sample_dag, monkeypatch, table_name)
     store.mutate(0.5, seed=5)
     run_dag(sample_dag, monkeypatch, table_name)
-    assert assert_statements_valid(bq_proxy, client) >= 4
+    assert assert_statements_valid(bq_proxy, client) >= 3  # lock set-up, two transactions
     sale = next(f for f in next(f for f in client.get_table(table_name).schema if f.name == "lifetime_value").fields
                 if f.name == "sale")
     truth = store.truth(START, END)
@@ -158,7 +158,7 @@ def test_a_nested_exclusion_added_on_an_existing_table_keeps_the_shape(store, th
     # Excluding fields of an existing table changes its PII policy: said on purpose.
     summary = run_operator(destination_table=table_name, pii=PiiSettings(
         exclude_fields=["customer_card.first_6", "lifetime_value.all"]), pii_policy_change="allow", **RANGE)
-    assert assert_statements_valid(bq_proxy, client) >= 4
+    assert assert_statements_valid(bq_proxy, client) >= 3  # lock set-up, two transactions
     # The content as loaded changed for every customer (the excluded values are gone), so every row is
     # rewritten: the RECORDs keep the table's shape, the excluded nested fields are NULL, the rest lands.
     rows = {r["id"]: r for r in table_rows(client, table_name)}
@@ -247,7 +247,7 @@ def test_history_updates_the_row_in_place_and_keeps_columns_the_pipeline_does_no
     assert {r["id"]: r["company"] for r in rows} == companies
     versions = table_rows(client, history)
     assert sum(v["_is_current"] for v in versions) == len(rows) and len(versions) == len(rows) + len(rewritten)
-    assert assert_statements_valid(bq_proxy, client) >= 4
+    assert assert_statements_valid(bq_proxy, client) >= 3  # lock set-up, two transactions
 
 
 def test_a_table_that_requires_a_partition_filter_is_written(store, through_proxy, bq_proxy, table_name):
@@ -259,7 +259,7 @@ def test_a_table_that_requires_a_partition_filter_is_written(store, through_prox
     rows = list(client.query(f"SELECT id FROM `{client.project}.{table_name}` "
                              "WHERE _created_at >= TIMESTAMP '2026-01-01'").result())
     assert len(rows) == len(store.truth(START, END))
-    assert assert_statements_valid(bq_proxy, client) >= 4
+    assert assert_statements_valid(bq_proxy, client) >= 3  # lock set-up, two transactions
 
 
 def test_rows_written_elsewhere_without_metadata_are_updated_by_the_next_read(store, through_proxy, table_name):
@@ -395,3 +395,30 @@ def _ti(try_number: int) -> Any:
     return SimpleNamespace(dag_id="it", task_id="customers_to_bigquery", map_index=-1, try_number=try_number)
 
 
+
+
+def test_every_job_names_its_dag_and_task_and_a_deleted_lock_row_is_given_back(store, through_proxy, bq_proxy,
+                                                                               table_name):
+    client = through_proxy(store)
+    dataset, table = table_name.split(".")
+    lock = f"{client.project}.{dataset}._revcent_lock_{table}"
+    run_operator(destination_table=table_name, **RANGE)
+    jobs = [e for e in bq_proxy.requests
+            if e.method == "POST" and re.search(f"{bqproxy.JOBS_INSERT}|{bqproxy.JOBS_QUERY}", e.path)]
+    ids = [e.body.get("jobReference", {}).get("jobId", "") if isinstance(e.body, dict) else "" for e in jobs]
+    # The lock set-up, the loads and the transaction: no counts query, and no automatic id.
+    assert len(ids) >= 3 and all(i.startswith("revcent_") and "it__customers_to_bigquery_" in i for i in ids), ids
+    assert [i for i in ids if i.startswith("revcent_lock_init_")]
+    assert not [sql for _, sql in bq_proxy.queries() if "COUNTIF" in sql]
+    first_init = {job for job, _ in bq_proxy.queries() if job.startswith("revcent_lock_init_")}
+
+    # Someone deletes the lock row: the next run gives it back under a job of its own (not the first
+    # run's, which would reattach to that success and insert nothing), and its transaction updates it.
+    client.query(f"DELETE FROM `{lock}` WHERE TRUE").result()
+    store.mutate(0.3, seed=12)
+    run_operator(run_id="after_delete", destination_table=table_name, **RANGE)
+    locks = list(client.query(f"SELECT revision, run_id FROM `{lock}`").result())
+    assert [(r["revision"], r["run_id"]) for r in locks] == [(1, "after_delete")]
+    inits = {job for job, _ in bq_proxy.queries() if job.startswith("revcent_lock_init_")}
+    assert inits - first_init
+    assert_table_matches(client, table_name, store.truth(START, END))

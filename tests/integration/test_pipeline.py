@@ -51,7 +51,13 @@ def test_rerun_changes_nothing(store, sandbox, connections, bq_client, table_nam
     summary = run_operator(run_id="run_2", **args)
     after = sorted(table_rows(bq_client, table_name), key=lambda r: r["id"])
     assert summary["rows_inserted"] == 0 and summary["rows_updated"] == 0
-    assert after == before  # metadata included: untouched rows keep their run id and times
+    # Metadata included: unchanged rows keep their run id and times, except the time of their latest read.
+    assert [_but_read_time(r) for r in after] == [_but_read_time(r) for r in before]
+    assert all(a["_extracted_at"] > b["_extracted_at"] for a, b in zip(after, before, strict=True))
+
+
+def _but_read_time(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "_extracted_at"}
 
 
 def test_overlapping_ranges_never_duplicate(store, sandbox, connections, bq_client, table_name):
@@ -127,7 +133,7 @@ def test_changed_customers_are_updated_when_their_interval_is_rerun(store, sandb
         if row["id"] in changed:
             assert row["_run_id"] == "second" and row["_last_changed_at"] > old["_last_changed_at"]
         else:
-            assert row == old
+            assert _but_read_time(row) == _but_read_time(old) and row["_extracted_at"] > old["_extracted_at"]
 
 
 def test_filters_reach_the_api(store, sandbox, connections, bq_client, table_name):

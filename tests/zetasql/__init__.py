@@ -11,6 +11,12 @@ catalog built from real table schemas and returns a :class:`Finding` for
   VALUES/SELECT``, ``MERGE ... INSERT``) whose source and target field names differ, in order, at any
   depth (inside ``ARRAY<STRUCT>`` too), is reported.
 
+A script with BigQuery's procedural statements (``DECLARE``, ``SET``, ``IF ... END IF``, ``RAISE``)
+is parsed whole as a script first (syntax); each of those statements' expressions is then analyzed
+with the declared variables' types (``SET`` must assign a value of the variable's type, an ``IF``
+condition must be BOOL, a ``RAISE`` message STRING), ``@@row_count`` is an INT64 system variable as
+in BigQuery, and a statement that names a variable is analyzed with it as a typed parameter.
+
 Tables are named ``project.dataset.table`` (backticked in the SQL, as BigQuery writes them).
 
 The analyzer is a ~30 MB WASM module: compiling it takes about a minute, so the compiled module is
@@ -27,9 +33,10 @@ import ctypes
 import functools
 import gc
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -280,9 +287,13 @@ def _language_options() -> Any:
 
 @functools.cache
 def _analyzer_options() -> Any:
-    from zetasql.types import AnalyzerOptions
+    from zetasql.api import TypeFactory
+    from zetasql.types import AnalyzerOptions, TypeKind
 
-    return AnalyzerOptions(language_options=_language_options(), default_timezone="UTC")
+    # BigQuery's @@row_count: the rows the script's previous DML statement changed.
+    row_count = AnalyzerOptions.SystemVariable(name_path=["row_count"],
+                                               type=TypeFactory.create_simple_type(TypeKind.TYPE_INT64))
+    return AnalyzerOptions(language_options=_language_options(), default_timezone="UTC", system_variables=[row_count])
 
 
 # --- walking the resolved AST ----------------------------------------------------------------------
@@ -408,15 +419,60 @@ class Checker:
 
     def analyze(self, sql: str, tables: Mapping[str, Sequence[SchemaField]]) -> list[Finding]:
         """Analyze every statement of ``sql`` against ``tables`` (``project.dataset.table`` -> schema)."""
+        if _PROCEDURAL.search(sql):
+            return self._analyze_script(sql, tables, {})
+        return self._analyze_statements(sql, tables)
+
+    def _parse_script(self, sql: str) -> list[tuple[str, str]] | Finding:
+        """The script's top-level statements as (AST kind, text), or the parser's finding."""
+        from zetasql.core.exceptions import ZetaSQLError
+
+        data = sql.encode()
+        try:
+            with self._lock:
+                response = self.service.parse(sql_statement=sql, options=_language_options(), allow_script=True)
+        except ZetaSQLError as error:
+            return Finding("error", sql.strip()[:300], _message(error))
+        statements = response.parsed_script.statement_list_node.statement_list
+        return [(type(st).__name__, data[st.parse_location_range.start:st.parse_location_range.end].decode())
+                for st in statements]
+
+    def _analyze_script(self, sql: str, tables: Mapping[str, Sequence[SchemaField]],
+                        variables: dict[str, str]) -> list[Finding]:
+        parsed = self._parse_script(sql)
+        if isinstance(parsed, Finding):
+            return [parsed]
+        findings: list[Finding] = []
+        for kind, text in parsed:
+            if kind not in _PROCEDURAL_KINDS:
+                findings += self._analyze_statements(_with_parameters(text, variables), tables, variables)
+                continue
+            selects, nested, problem = _procedural(kind, text.strip().rstrip(";").strip(), variables)
+            if problem:
+                findings.append(Finding("error", text, problem))
+            for select in selects:
+                findings += self._analyze_statements(_with_parameters(f"SELECT {select}", variables), tables,
+                                                     variables, shown=text)
+            if nested is not None:
+                findings += self._analyze_script(nested, tables, variables)
+        return findings
+
+    def _analyze_statements(self, sql: str, tables: Mapping[str, Sequence[SchemaField]],
+                            variables: Mapping[str, str] | None = None, shown: str | None = None) -> list[Finding]:
         from zetasql import types
         from zetasql.core.exceptions import ZetaSQLError
         from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2
 
         # The request as protobuf, built once per script: converting the catalog's model to protobuf for
         # every statement (what ZetaSqlLocalService.analyze does) costs more than the analysis itself.
+        options = _analyzer_options()
+        if variables:
+            options = replace(options, query_parameters=[
+                types.AnalyzerOptions.QueryParameter(name=name, type=_variable_type(type_name))
+                for name, type_name in variables.items()])
         request = types.AnalyzeRequest(
             sql_statement=sql, parse_resume_location=types.ParseResumeLocation(input=sql, byte_position=0),
-            options=_analyzer_options(), simple_catalog=build_catalog(tables),
+            options=options, simple_catalog=build_catalog(tables),
         ).to_proto()
         data = sql.encode()
         findings: list[Finding] = []
@@ -431,7 +487,7 @@ class Checker:
                     )).as_type(types.AnalyzeResponse)
                 except ZetaSQLError as error:
                     end = self._statement_end(sql, start)
-                    findings.append(Finding("error", _snippet(data, start, end), _message(error)))
+                    findings.append(Finding("error", shown or _snippet(data, start, end), _message(error)))
                     if end is None:
                         break  # not even parseable: the rest of the script has no known start
                     position = end
@@ -461,6 +517,63 @@ class Checker:
             return None
         end = response.resume_byte_position
         return end if end and end > start else None
+
+
+#: BigQuery's procedural statements, which the analyzer does not take: the script is parsed as a whole.
+_PROCEDURAL = re.compile(r"(?im)^\s*(DECLARE|SET|IF|RAISE)\b")
+_DECLARE = re.compile(r"(?is)^DECLARE\s+(\w+(?:\s*,\s*\w+)*)\s+(\w+)(?:\s+DEFAULT\s+(.*))?$")
+_SET = re.compile(r"(?is)^SET\s+(\w+)\s*=\s*(.*)$")
+_IF = re.compile(r"(?is)^IF\s+(.*?)\s+THEN\s+(.*?)\s*END\s+IF$")
+_RAISE = re.compile(r"(?is)^RAISE(?:\s+USING\s+MESSAGE\s*=\s*(.*))?$")
+#: Quoted text (backticked names, string literals), where a variable's name is not a variable.
+_QUOTED = re.compile(r"(`[^`]*`|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")")
+
+
+_PROCEDURAL_KINDS = ("ASTVariableDeclaration", "ASTSingleAssignment", "ASTIfStatement", "ASTRaiseStatement")
+
+
+def _procedural(kind: str, body: str, variables: dict[str, str]) -> tuple[list[str], str | None, str | None]:
+    """What to check of one procedural statement: SELECT lists that type its expressions, the script
+    nested in it, and a problem found by reading it. Declarations are recorded in ``variables``."""
+    if kind == "ASTVariableDeclaration":
+        return _declaration(body, variables)
+    if kind == "ASTSingleAssignment":
+        if (match := _SET.match(body)) is None or match[1].lower() not in variables:
+            return [], None, "SET of a variable that was not declared"
+        return [f"IF(FALSE, CAST(NULL AS {variables[match[1].lower()]}), ({match[2]}))"], None, None
+    if kind == "ASTIfStatement":
+        if (match := _IF.match(body)) is None:
+            return [], None, "an IF this checker cannot read (ELSE/ELSEIF)"
+        return [f"IF(({match[1]}), 1, 0)"], match[2], None  # the condition must be BOOL
+    match = _RAISE.match(body)
+    return ([f"CONCAT('', ({match[1]}))"] if match and match[1] else []), None, None  # a STRING message
+
+
+def _declaration(body: str, variables: dict[str, str]) -> tuple[list[str], str | None, str | None]:
+    if (match := _DECLARE.match(body)) is None:
+        return [], None, "a DECLARE this checker cannot read"
+    names, type_name, default = match.groups()
+    for name in (n.strip().lower() for n in names.split(",")):
+        variables[name] = type_name.upper()
+    return ([f"IF(FALSE, CAST(NULL AS {type_name}), ({default}))"] if default else []), None, None
+
+
+def _with_parameters(sql: str, variables: Mapping[str, str]) -> str:
+    """``sql`` with each script variable written as a parameter (``x`` -> ``@x``), outside quotes, field
+    accesses and aliases: the analyzer then types it as the variable's declared type."""
+    if not variables:
+        return sql
+    # Not after AS: an alias may be spelled like a variable.
+    names = re.compile(r"(?<![\w.@`])(?<!AS )(?<!as )(" + "|".join(map(re.escape, variables)) + r")\b", re.IGNORECASE)
+    parts = _QUOTED.split(sql)
+    return "".join(part if i % 2 else names.sub(lambda m: "@" + m[1].lower(), part) for i, part in enumerate(parts))
+
+
+def _variable_type(type_name: str) -> Any:
+    from zetasql.api import TypeFactory
+    from zetasql.types import TypeKind
+
+    return TypeFactory.create_simple_type(TypeKind[_SIMPLE_TYPES[type_name.upper()]])
 
 
 def _snippet(data: bytes, start: int, end: int | None) -> str:

@@ -140,3 +140,41 @@ def test_unknown_table_is_an_error(zeta: Checker) -> None:
 
 
 # The provider's own statements are checked in test_pipeline_statements.py.
+
+
+LOCK = "my-proj.ds.lock"
+SCRIPT_TABLES = {**TABLES, LOCK: [F("revision", "INTEGER")]}
+COUNTING_SCRIPT = f"""DECLARE inserted INT64 DEFAULT 0;
+DECLARE updated INT64 DEFAULT 0;
+BEGIN TRANSACTION;
+UPDATE `{LOCK}` SET revision = revision + 1 WHERE TRUE;
+IF @@row_count = 0 THEN RAISE USING MESSAGE = 'no lock row'; END IF;
+UPDATE `{DEST}` AS T SET ts = S.ts FROM `{SAME}` AS S WHERE T.id = S.id;
+SET updated = updated + @@row_count;
+INSERT INTO `{DEST}` (id, rec) SELECT id, rec FROM `{SAME}` WHERE id NOT IN (SELECT id FROM `{DEST}`);
+SET inserted = inserted + @@row_count;
+COMMIT TRANSACTION;
+SELECT inserted AS inserted, updated AS updated;"""
+
+
+def test_a_script_with_variables_row_count_and_raise_passes(zeta: Checker) -> None:
+    assert zeta.analyze(COUNTING_SCRIPT, SCRIPT_TABLES) == []
+
+
+def test_a_script_reports_wrongly_typed_or_undeclared_variables_and_the_statements_around_them(
+        zeta: Checker) -> None:
+    broken = (COUNTING_SCRIPT.replace("updated + @@row_count", "'many'")
+              .replace("IF @@row_count = 0", "IF @@row_count")
+              .replace("SET inserted = inserted", "SET insertd = inserted")
+              .replace("SET ts = S.ts", "SET ts = S.nope")
+              .replace("'no lock row'", "42"))
+    findings = zeta.analyze(broken, SCRIPT_TABLES)
+    statements = [f.statement.split()[0] for f in findings]
+    assert kinds(findings) == ["error"] * 5, findings
+    assert statements == ["IF", "RAISE", "UPDATE", "SET", "SET"], findings
+    assert "nope" in findings[2].message
+
+
+def test_a_script_that_does_not_parse_is_an_error(zeta: Checker) -> None:
+    (finding,) = zeta.analyze(COUNTING_SCRIPT.replace("END IF;", ";"), SCRIPT_TABLES)
+    assert finding.kind == "error"

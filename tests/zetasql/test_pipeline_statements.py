@@ -26,7 +26,6 @@ from airflow_revcent.bigquery.fields import (
 from airflow_revcent.bigquery.statements import (
     adoption_fill_statement,
     apply_script,
-    change_counts_query,
     lock_init_statement,
     lock_statement,
     orphan_ids_query,
@@ -125,7 +124,6 @@ def _statements(case: Case) -> tuple[list[str], dict[str, list[SchemaField]]]:
     sql = [
         apply_script(DEST, STAGE, names, case.steps, run_id="scheduled__2026-05-14T00:00:00+00:00",
                      history=HIST if case.history is not None else None, history_staging=history_staging),
-        change_counts_query(DEST, STAGE, case.steps),
         lock_init_statement(DEST.lock()),
         lock_statement(DEST.lock(), None),
     ]

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 import pytest
 
 from airflow_revcent.bigquery.statements import (
+    HISTORY_CLOCK_MARGIN,
+    LOCK_ROW_MISSING,
     MAX_DAYS_PER_STATEMENT,
     apply_script,
-    change_counts_query,
     lock_statement,
     partition_steps,
 )
@@ -23,6 +24,13 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in sql.split(";\n") if s.strip()]
 
 
+def _writes(sql: str) -> list[str]:
+    """The transaction's statements between the lock (and its check) and COMMIT, without the counting SETs."""
+    statements = _statements(sql)
+    body = statements[statements.index("BEGIN TRANSACTION") + 3:statements.index("COMMIT TRANSACTION")]
+    return [s for s in body if not s.startswith("SET ")]
+
+
 def _day(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
@@ -30,15 +38,48 @@ def _day(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second
 def test_every_write_is_one_transaction_that_takes_the_lock_first():
     sql = apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 3)), run_id="r1")
     statements = _statements(sql)
-    assert statements[0] == "BEGIN TRANSACTION" and statements[-1] == "COMMIT TRANSACTION;"
-    assert statements[1].startswith("UPDATE `p.ds._revcent_lock_t` SET `revision` = `revision` + 1, `run_id` = 'r1'")
-    kinds = [" ".join(s.split()[:2]) for s in statements[2:-1]]
-    assert kinds == ["UPDATE `p.ds.t`", "INSERT INTO"]
+    begin = statements.index("BEGIN TRANSACTION")
+    assert all(s.startswith("DECLARE ") for s in statements[:begin])
+    assert statements[-2] == "COMMIT TRANSACTION"
+    assert statements[begin + 1].startswith("UPDATE `p.ds._revcent_lock_t` SET `revision` = `revision` + 1, "
+                                            "`run_id` = 'r1'")
+    kinds = [" ".join(s.split()[:2]) for s in _writes(sql)]
+    assert kinds == ["UPDATE `p.ds.t`", "INSERT INTO", "UPDATE `p.ds.t`"]
+
+
+def test_a_lock_update_that_changed_no_row_stops_the_transaction():
+    # A deleted lock row serializes nothing: the transaction must not go on to write (BigQuery rolls it back).
+    statements = _statements(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 1))))
+    check = statements[statements.index("BEGIN TRANSACTION") + 2]
+    assert check.startswith("IF @@row_count = 0 THEN RAISE USING MESSAGE = 'The lock table has no row")
+    assert LOCK_ROW_MISSING[:40] in check and check.endswith("END IF")
+
+
+def test_the_counts_are_taken_inside_the_transaction_after_each_write():
+    statements = _statements(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2010, 1, 1), _day(2026, 1, 1))))
+    assert statements[:2] == ["DECLARE revcent_inserted INT64 DEFAULT 0", "DECLARE revcent_updated INT64 DEFAULT 0"]
+    changes = [i for i, s in enumerate(statements) if s.startswith(("UPDATE `p.ds.t` AS T SET `email`",
+                                                                      "INSERT INTO `p.ds.t`"))]
+    assert len(changes) == 4  # two steps
+    for i in changes:
+        counter = "revcent_updated" if statements[i].startswith("UPDATE") else "revcent_inserted"
+        assert statements[i + 1] == f"SET {counter} = {counter} + @@row_count"
+    assert statements[-2:] == ["COMMIT TRANSACTION", "SELECT revcent_inserted AS inserted, revcent_updated AS updated;"]
+
+
+def test_a_later_read_of_the_same_content_moves_only_extracted_at_and_is_not_counted():
+    statements = _statements(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 1)),
+                                          history=HIST))
+    (reread,) = [s for s in statements if s.startswith("UPDATE `p.ds.t` AS T SET `_extracted_at` = ")]
+    assert reread.split("\n")[0] == "UPDATE `p.ds.t` AS T SET `_extracted_at` = S.`_extracted_at`"
+    assert "(T.`_content_hash` = S.`_content_hash` AND S.`_extracted_at` > T.`_extracted_at`)" in reread
+    following = statements[statements.index(reread) + 1]
+    assert not following.startswith("SET ")  # not counted as updated
+    assert statements.index(reread) > max(i for i, s in enumerate(statements) if s.startswith("INSERT INTO"))
 
 
 def test_updates_in_place_only_newer_changed_rows_and_keeps_first_seen():
-    update, insert = _statements(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1),
-                                                                                     _day(2026, 1, 1))))[2:4]
+    update, insert, _ = _writes(apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 1))))
     assert "T.`id` = S.`id`" in update
     assert ("(T.`_extracted_at` IS NULL OR (COALESCE(T.`_content_hash`, '') != S.`_content_hash` AND "
             "S.`_extracted_at` > T.`_extracted_at`))") in update
@@ -55,11 +96,27 @@ def test_every_reference_to_the_destination_has_constant_partition_bounds():
     steps = partition_steps(_day(2026, 1, 1), _day(2026, 1, 1))
     bounds = "`_created_at` >= TIMESTAMP '2026-01-01 00:00:00.000000+00' AND {a}.`_created_at` < " \
              "TIMESTAMP '2026-01-02 00:00:00.000000+00'"
-    for sql in (apply_script(DEST, STAGE, COLUMNS, steps, history=HIST), change_counts_query(DEST, STAGE, steps)):
-        # Every read of the destination (an INSERT's target is written, not read).
-        references = sql.count("`p.ds.t`") - sql.count("INSERT INTO `p.ds.t`")
-        pruned = sum(sql.count(f"{a}.{bounds.format(a=a)}") for a in ("T", "D"))
-        assert references and pruned >= references, sql
+    sql = apply_script(DEST, STAGE, COLUMNS, steps, history=HIST)
+    # Every read of the destination (an INSERT's target is written, not read).
+    references = sql.count("`p.ds.t`") - sql.count("INSERT INTO `p.ds.t`")
+    pruned = sum(sql.count(f"{a}.{bounds.format(a=a)}") for a in ("T", "D"))
+    assert references and pruned >= references, sql
+
+
+def test_every_read_of_the_history_is_bounded_on_its_partition_column():
+    # Partitioned on _valid_from: each version was read after its customer was created (less the clock margin).
+    steps = partition_steps(_day(2010, 1, 1), _day(2026, 1, 1))
+    sql = apply_script(DEST, STAGE, COLUMNS, steps, history=HIST)
+    reads = [s for s in _statements(sql) if "`p.ds.h`" in s and not s.startswith("INSERT INTO `p.ds.h`")]
+    assert len(reads) == len(steps) == 2
+    for read, step in zip(reads, steps, strict=True):
+        floor = (step.start - HISTORY_CLOCK_MARGIN).strftime("%Y-%m-%d")
+        assert f"H.`_valid_from` >= TIMESTAMP '{floor} 00:00:00.000000+00'" in read
+
+
+def test_the_history_bound_of_the_first_day_bigquery_holds_stays_in_range():
+    sql = apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(1, 1, 1), _day(1, 1, 2)), history=HIST)
+    assert "H.`_valid_from` >= TIMESTAMP '0001-01-01 00:00:00.000000+00'" in sql
 
 
 def test_long_ranges_are_applied_in_steps_under_the_partition_limit():
@@ -69,7 +126,7 @@ def test_long_ranges_are_applied_in_steps_under_the_partition_limit():
     assert steps[0].start == _day(2010, 1, 1) and steps[-1].end == _day(2026, 12, 2)
     assert all(a.end == b.start for a, b in itertools.pairwise(steps))
     sql = apply_script(DEST, STAGE, COLUMNS, steps)
-    assert sql.count("UPDATE `p.ds.t`") == 2 and sql.count("INSERT INTO `p.ds.t`") == 2
+    assert sql.count("UPDATE `p.ds.t`") == 4 and sql.count("INSERT INTO `p.ds.t`") == 2  # change, re-read
     assert sql.count("BEGIN TRANSACTION") == 1
 
 
@@ -98,9 +155,9 @@ def test_history_is_closed_and_appended_before_the_table_changes():
     hist_stage = TableRef("p", "ds", "hs")
     sql = apply_script(DEST, STAGE, COLUMNS, partition_steps(_day(2026, 1, 1), _day(2026, 1, 1)), history=HIST,
                        history_staging=hist_stage)
-    kinds = [" ".join(s.split()[:2]) for s in _statements(sql)[2:-1]]
-    assert kinds == ["UPDATE `p.ds.h`", "INSERT INTO", "UPDATE `p.ds.t`", "INSERT INTO"]
-    close, append = _statements(sql)[2:4]
+    kinds = [" ".join(s.split()[:2]) for s in _writes(sql)]
+    assert kinds == ["UPDATE `p.ds.h`", "INSERT INTO", "UPDATE `p.ds.t`", "INSERT INTO", "UPDATE `p.ds.t`"]
+    close, append = _writes(sql)[:2]
     assert "SET `_valid_to` = C.`_extracted_at`, `_is_current` = FALSE" in close
     assert append.startswith("INSERT INTO `p.ds.h`") and "FROM (SELECT * FROM `p.ds.hs`" in append
 
