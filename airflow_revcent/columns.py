@@ -56,7 +56,8 @@ METADATA_COLUMNS: tuple[Column, ...] = (
     Column("_last_changed_at", "TIMESTAMP", "REQUIRED",
            "When the customer's content last changed in this table (first load included)."),
     Column("_extracted_at", "TIMESTAMP", "REQUIRED",
-           "When the current content was last read (its page arrived); a later read of the same content moves it."),
+           "When the API page that carried the current content was last received (not when the run started); "
+           "a later read of the same content moves it."),
     Column("_interval_start", "TIMESTAMP", "REQUIRED",
            "Start (inclusive) of the run interval that wrote the current version."),
     Column("_interval_end", "TIMESTAMP", "REQUIRED",
