@@ -811,7 +811,9 @@ _OWN_DESCRIPTIONS = (TABLE_DESCRIPTION, HISTORY_DESCRIPTION, LOCK_DESCRIPTION)
 
 def _own_table(table: Any, ref: TableRef) -> bool:
     """A table the pipeline created (its lock, or one still carrying the pipeline's description)."""
-    return ref.table.startswith(LOCK_PREFIX) or getattr(table, "description", None) in _OWN_DESCRIPTIONS
+    # The PII policy line is appended to the description the pipeline gave (pii.description_with_policy).
+    description = getattr(table, "description", None) or ""
+    return ref.table.startswith(LOCK_PREFIX) or description.startswith(_OWN_DESCRIPTIONS)
 
 
 def _inherited_expirations(table: Any, dataset: Any) -> tuple[bool, bool]:
