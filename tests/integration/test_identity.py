@@ -115,12 +115,14 @@ def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogle]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    # google-auth reads the IAM endpoint when it refreshes (both ways of building credentials use it).
+    # google-auth reads the IAM endpoint when it refreshes (both ways of building credentials use it):
+    # from google.auth.iam since 2.30, from google.auth.impersonated_credentials before (the floor's).
     import google.auth.external_account
     import google.auth.iam
+    import google.auth.impersonated_credentials
 
-    monkeypatch.setattr(google.auth.iam, "_IAM_ENDPOINT",
-                        fake.url + "/v1/projects/-/serviceAccounts/{}:generateAccessToken")
+    iam_home = google.auth.iam if hasattr(google.auth.iam, "_IAM_ENDPOINT") else google.auth.impersonated_credentials
+    monkeypatch.setattr(iam_home, "_IAM_ENDPOINT", fake.url + "/v1/projects/-/serviceAccounts/{}:generateAccessToken")
     monkeypatch.setattr(google.auth.external_account, "_CLOUD_RESOURCE_MANAGER", fake.url + "/v1/projects/")
     # No application default credentials unless a test sets them; no metadata server to ask.
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
