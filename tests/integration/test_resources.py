@@ -64,6 +64,8 @@ def test_each_resource_lands_exactly_typed_as_its_document_says(name, server, do
     truth = server.resources[name].truth(START, END, exact=True)
     assert_table_matches(bq_client, table_name, truth, columns=resource.columns)
     assert summary["records_loaded"] == len(truth) > 7 and summary["resource"] == name
+    description = bq_client.get_table(f"{bq_client.project}.{table_name}").description
+    assert description.startswith(f"RevCent {name} (GET /v2/{name}), one row per {name} item id")
     schema = _schema(bq_client, table_name)
     assert schema["amount_total"] == ("NUMERIC", "NULLABLE") and schema["id"] == ("STRING", "REQUIRED")
     if name == "sales":

@@ -105,3 +105,4 @@ def test_filters_reach_the_hook_encoded_and_the_lines_name_the_resource(tmp_path
     assert any(line.startswith("Loaded 1 sales into p.ds.t") for _, line in recorder.lines)
     assert any("Window 1/1" in line and "1 sales from 1 pages" in line for _, line in recorder.lines)
     assert closing_lines({**summary, "resource": "customers"})[1].startswith("Loaded 1 customers into")
+    assert op._lineage["resource"] == "/v2/sales"  # OpenLineage's input is the resource's endpoint
