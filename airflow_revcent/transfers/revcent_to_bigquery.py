@@ -228,12 +228,12 @@ class RevCentToBigQueryOperator(BaseOperator):
         ``None`` comes from the connection's extra of the same name, else its default. Replaces the separate
         ``max_concurrency``, ``max_requests_per_second``, ``read_timeout``, ``request_timeout``,
         ``stall_timeout`` and ``retry_*`` arguments, which still work with a deprecation warning.
-    :param on_invalid_record: ``"fail"`` (default): a customer that does not match the spec fails the run,
-        naming the customer and field; ``"keep"``: such values go to ``_unknown_fields`` and customers
+    :param on_invalid_record: ``"fail"`` (default): an item (a customer) that does not match the spec fails the
+        run, naming the item and field; ``"keep"``: such values go to ``_unknown_fields`` and items
         without a usable id are skipped and counted.
     :param staging_expiration: lifetime of a staging table a killed run leaves behind (default 1 day).
     :param max_file_bytes: size at which the local NDJSON file rolls over (one load job per file).
-    :param lookback: also re-read customers created this long before the interval, and update those that
+    :param lookback: also re-read items created this long before the interval, and update those that
         changed (a ``timedelta`` or an ISO-8601 duration such as ``"P35D"``; templated). Default 0: the
         operator reads exactly its interval, so explicit ranges and backfills cost what they cover.
     :param pii: which fields never leave the worker as sent (:class:`~airflow_revcent.pii.PiiSettings`):
@@ -248,12 +248,12 @@ class RevCentToBigQueryOperator(BaseOperator):
         run records its settings as the table's new policy (values already in the table are not rewritten).
         Set it for the one run that changes a policy on purpose, not for good.
     :param history_table: ``[project.]dataset.table`` of an optional type-2 change history (templated;
-        default ``None``, off): every change to a customer appends a version (``_valid_from``, ``_valid_to``,
+        default ``None``, off): every change to an item appends a version (``_valid_from``, ``_valid_to``,
         ``_is_current``) in the same transaction that updates the destination.
     :param promote_unknown_fields: when a field the table has no column for has one unambiguous type in a
         run, add it as a nullable column where its path says and load it there instead of ``_unknown_fields``
         (default ``False``: such fields stay in the JSON column). Objects, arrays and mixed types stay there.
-    :param on_count_mismatch: ``"warn"`` (default) or ``"fail"`` when a window's distinct customers differ from
+    :param on_count_mismatch: ``"warn"`` (default) or ``"fail"`` when a window's distinct items differ from
         the API's ``total_count``; ``"fail"`` fails before anything is loaded.
     :param labels: labels for every BigQuery job, besides ``airflow-dag`` and ``airflow-task`` (which the
         operator adds, sanitised to BigQuery's label rules).
