@@ -153,9 +153,14 @@ class NdjsonWriter:
     :param suffix: metadata members from :func:`metadata_suffix`.
     :param max_file_bytes: roll over to a new file past this size.
     :param directory: where to create the temp folder (default: the system's temp folder).
+    :param created_field: the row's creation time (unix seconds), which fills ``_created_at``.
+    :param name: the files' name prefix (the resource's name).
     """
 
-    def __init__(self, suffix: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, directory: str | None = None):
+    def __init__(self, suffix: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, directory: str | None = None,
+                 created_field: str = "created_date_unix", name: str = "customers"):
+        self.created_field = created_field
+        self.name = name
         # The suffix starts with the default read-time members; a row with its own read time replaces them.
         self._default_read = read_time_members(datetime(2000, 1, 1, tzinfo=UTC))
         encoded = suffix.encode()
@@ -183,7 +188,7 @@ class NdjsonWriter:
         :param read_at: :func:`read_time_members` of when its page was received (default: the suffix's).
         """
         text = canonical_json(row)
-        created = row["created_date_unix"]
+        created = row[self.created_field]
         if self.created_min is None or created < self.created_min:
             self.created_min = created
         if self.created_max is None or created > self.created_max:
@@ -192,7 +197,7 @@ class NdjsonWriter:
         self._digest = (self._digest + int(content_hash, 16)) % _MOD
         line = b"".join((
             text[:-1],
-            f',"_created_at":"{unix_text(row["created_date_unix"])}","_content_hash":"{content_hash}"'.encode(),
+            f',"_created_at":"{unix_text(created)}","_content_hash":"{content_hash}"'.encode(),
             self._suffix if read_at is None or not self._read_len else read_at + self._suffix[self._read_len:],
         ))
         if self._handle is None or (self._file_bytes + len(line) > self.max_file_bytes and self._file_bytes):
@@ -210,7 +215,7 @@ class NdjsonWriter:
     def _roll(self) -> None:
         if self._handle is not None:
             self._handle.close()
-        path = self.folder / f"customers-{self._generation}-{len(self.files):05d}.ndjson"
+        path = self.folder / f"{self.name}-{self._generation}-{len(self.files):05d}.ndjson"
         self._handle = path.open("wb", buffering=1 << 20)
         self.files.append(path)
         self._file_bytes = 0

@@ -13,6 +13,10 @@ another pass re-reads the window (already-seen customers are not emitted again),
 ``max_passes``. With customers only being added, the union of passes then holds every customer
 the API has for the window when extraction ends, each once.
 
+Without totals (an envelope with only ``current_count``, ``current_page`` and ``results``, as some list
+operations have), pages are read one after another and a pass ends on a short page (fewer items than
+``page_size``); such a window settles after one pass, and verification asks page 1 again for new items.
+
 Why verification: windows finish at different times. When a run reads several windows, a window
 that finished before the last one is checked once more at the end (one request: page 1's
 ``total_count``); if it moved, the window is read again. So every window is as of the end of
@@ -35,19 +39,20 @@ DEFAULT_MAX_PASSES = 5
 
 @dataclass(frozen=True)
 class CustomersPage:
-    """One successful page of ``GET /v2/customers``.
+    """One successful page of a list operation (``GET /v2/customers``, ``GET /v2/sales``, ...).
 
     :param current_page: the page the API says it served.
-    :param total_count: customers matching the request, according to this response.
-    :param total_pages: pages for the request's ``limit``, according to this response.
-    :param customers: the page's customers, as the API sent them (lone surrogates already replaced).
+    :param total_count: items matching the request, according to this response; ``None`` when the envelope
+        has no totals.
+    :param total_pages: pages for the request's ``limit``, according to this response (``None``: no totals).
+    :param customers: the page's items, as the API sent them (lone surrogates already replaced).
     :param received_at: when the page's body was received (unix seconds): the read time of its customers.
     :param repairs: (customer id, field path) of each value whose lone surrogates were replaced by U+FFFD.
     """
 
     current_page: int
-    total_count: int
-    total_pages: int
+    total_count: int | None
+    total_pages: int | None
     customers: list[dict[str, Any]]
     received_at: float = 0.0
     repairs: tuple[tuple[str, str], ...] = ()
@@ -85,6 +90,10 @@ class WindowReader:
     :param max_passes: how many full passes may be made before the window is declared unsettled.
     :param skip_invalid: drop customers without a usable ``id``/``created_date_unix`` (counted in
         ``stats.skipped``) instead of failing.
+    :param page_size: the ``limit`` each request asks for: without totals, a shorter page is the last.
+    :param key_field: the field that identifies an item.
+    :param created_field: the item's creation time (unix seconds).
+    :param item: what messages call one item.
     """
 
     def __init__(
@@ -94,8 +103,16 @@ class WindowReader:
         first_page: int = 1,
         max_passes: int = DEFAULT_MAX_PASSES,
         skip_invalid: bool = False,
+        page_size: int = 25,
+        key_field: str = "id",
+        created_field: str = "created_date_unix",
+        item: str = "customer",
     ) -> None:
         self.window = window
+        self.page_size = page_size
+        self.key_field = key_field
+        self.created_field = created_field
+        self.item = item
         self.first_page = first_page
         self.max_passes = max_passes
         self.skip_invalid = skip_invalid
@@ -105,6 +122,7 @@ class WindowReader:
         # dropped when the window is done.
         self._seen: set[str] = set()
         self._pass_total: int | None = None
+        self._pass_started = False
         self._pass_shifted = False
         # Unusable customers (skip_invalid) have no id to de-duplicate, but the total counts them.
         self._pass_skipped = 0
@@ -123,6 +141,7 @@ class WindowReader:
         """Begin a pass: the first page to request."""
         self.stats.passes += 1
         self._pass_total = None
+        self._pass_started = False
         self._pass_shifted = False
         self._pass_skipped = 0
         self._pass_new = 0
@@ -151,7 +170,14 @@ class WindowReader:
             if page.current_page == 0 and outcome.customers:
                 # The API numbers pages from 0: page 0 held customers that pages 1..N did not.
                 self.first_page = 0
-        elif self._pass_total is None:
+        elif page.total_pages is None:
+            # No totals: the next page is known only once this one is full.
+            self._pass_started = True
+            if len(page.customers) >= self.page_size:
+                self._outstanding.add(requested + 1)
+                outcome.next_pages = [requested + 1]
+        elif not self._pass_started:
+            self._pass_started = True
             self._pass_total = page.total_count
             self.stats.total_count = page.total_count
             later = list(range(requested + 1, requested + page.total_pages))
@@ -167,16 +193,17 @@ class WindowReader:
     def _take(self, page: CustomersPage, requested: int) -> list[dict[str, Any]]:
         new: list[dict[str, Any]] = []
         for position, customer in enumerate(page.customers):
-            customer_id = customer.get("id") if isinstance(customer, dict) else None
-            created = customer.get("created_date_unix") if isinstance(customer, dict) else None
+            customer_id = customer.get(self.key_field) if isinstance(customer, dict) else None
+            created = customer.get(self.created_field) if isinstance(customer, dict) else None
             if not isinstance(customer_id, str) or not customer_id or type(created) is not int:
                 if self.skip_invalid:
                     self._pass_skipped += 1
                     continue
                 raise RevCentDataError(
-                    f"Window {self.window}, page {requested}, position {position}: the customer has "
-                    f"id={customer_id!r} and created_date_unix={created!r}; the spec requires a string id "
-                    "and an integer created_date_unix. Set on_invalid_record='keep' to skip such records."
+                    f"Window {self.window}, page {requested}, position {position}: the {self.item} has "
+                    f"{self.key_field}={customer_id!r} and {self.created_field}={created!r}; the spec requires a "
+                    f"string {self.key_field} and an integer {self.created_field}. Set on_invalid_record='keep' "
+                    "to skip such records."
                 )
             if customer_id in self._seen:
                 continue
@@ -196,7 +223,7 @@ class WindowReader:
         stable_shortfall = not self._pass_shifted and self.stats.passes > 1 and self._pass_new == 0
         if (not self._pass_shifted and len(self._seen) + self._pass_skipped >= total) or stable_shortfall:
             self.done = True
-            self._settled_total = total
+            self._settled_total = self._pass_total
             self.stats.distinct = len(self._seen) + self._pass_skipped
             self.stats.skipped = self._pass_skipped
             merged = sorted({*self._finished_ids, *(_digest(i) for i in self._seen)})

@@ -162,6 +162,7 @@ class RecordConverter:
     :param columns: the API columns of the table (after :func:`apply_pii`).
     :param on_invalid_record: ``"fail"`` or ``"keep"``.
     :param pii: exclusion and hashing settings, already reflected in ``columns``.
+    :param item: what messages call one item (``Customer``, ``Sales item``).
     """
 
     def __init__(
@@ -170,7 +171,9 @@ class RecordConverter:
         *,
         on_invalid_record: InvalidPolicy = "fail",
         pii: PiiSettings | None = None,
+        item: str = "Customer",
     ) -> None:
+        self.item = item
         if on_invalid_record not in INVALID_POLICIES:
             raise RevCentConfigError(
                 f"on_invalid_record={on_invalid_record!r} is not one of {', '.join(INVALID_POLICIES)}."
@@ -402,7 +405,7 @@ class RecordConverter:
             extra = self._root(customer)
         except _Mismatch as bad:
             raise RevCentDataError(
-                f"Customer {customer.get('id')!r}: field {bad.path} is {self._shown(bad)} ({_type_name(bad.value)}) "
+                f"{self.item} {customer.get('id')!r}: field {bad.path} is {self._shown(bad)} ({_type_name(bad.value)}) "
                 f"but the spec says {bad.expected}. Set on_invalid_record='keep' to load such values into "
                 f"{UNKNOWN_FIELDS_COLUMN} instead of failing."
             ) from None

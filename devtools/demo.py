@@ -5,7 +5,9 @@
 3. runs ``airflow dags test revcent_customers_to_bigquery`` over a few days, then once more
    (a re-run must change nothing);
 4. prints what landed: rows, customers per day, a sample, and whether the table equals the
-   sandbox's customers for those days.
+   sandbox's customers for those days;
+5. runs ``airflow dags test revcent_resources_to_bigquery`` (customers, sales and transactions into one
+   dataset) over the same days and prints each other resource's rows and whether they equal the sandbox's.
 
 Options: ``--days N`` (default 5), ``--customers N`` (default 1500), ``--keep`` to leave the
 servers running afterwards for exploring: it prints the BigQuery project and dataset, a command that
@@ -36,7 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local" / "demo"
 AIRFLOW = Path(sys.executable).with_name("airflow")
 DAG_ID = "revcent_customers_to_bigquery"
+RESOURCES_DAG_ID = "revcent_resources_to_bigquery"
 TABLE = "revcent.customers"
+#: The dataset the resources DAG writes (its customers table is TABLE) and the resources it adds.
+DATASET = "revcent"
+OTHER_RESOURCES = ("sales", "transactions")
 FIRST_DAY = date(2026, 11, 1)
 DEMO_KEY = "demo-sandbox-key"  # the sandbox's key, not a secret
 
@@ -72,6 +78,7 @@ def _demo_settings(state: Path, sandbox_url: str, bq: localbq.LocalBigQuery) -> 
         }),
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": bq.connection_uri_json(),
         "AIRFLOW_VAR_REVCENT_CUSTOMERS_TABLE": TABLE,
+        "AIRFLOW_VAR_REVCENT_DATASET": DATASET,
     }
 
 
@@ -80,16 +87,19 @@ def _write_env_file(path: Path, settings: dict[str, str]) -> None:
                     + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in settings.items()))
 
 
-def _run_dag(env: dict[str, str], conf: dict[str, str], log: Path) -> float:
+def _run_dag(env: dict[str, str], conf: dict[str, str], log: Path, dag_id: str = DAG_ID) -> float:
     started = time.monotonic()
     with log.open("ab") as out:
-        result = subprocess.run([str(AIRFLOW), "dags", "test", DAG_ID, "-c", json.dumps(conf)], env=env,
+        result = subprocess.run([str(AIRFLOW), "dags", "test", dag_id, "-c", json.dumps(conf)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         print(log.read_text(errors="replace")[-4000:])
         raise SystemExit(f"airflow dags test failed (exit {result.returncode}); full log: {log}")
     for line in log.read_text(errors="replace").splitlines():
-        if ("Window " in line and "customers" in line) or ("Loaded " in line and "customers into" in line):
+        if dag_id != DAG_ID:
+            if "Loaded " in line and " into " in line:
+                print("   ", line.split("] ", 1)[-1].split(" [airflow")[0][:160])
+        elif ("Window " in line and "customers" in line) or ("Loaded " in line and "customers into" in line):
             print("   ", line.split("] ", 1)[-1].split(" [airflow")[0][:160])
     return time.monotonic() - started
 
@@ -132,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             print("3. The same command again (a re-run must change nothing):")
             _run_dag(env, conf, state / "airflow-dags-test-2.log")
             _report(bq, store, first, last)
+            print(f"\n5. airflow dags test {RESOURCES_DAG_ID} -c '{json.dumps(conf)}' (customers, "
+                  f"{', '.join(OTHER_RESOURCES)} into {DATASET}):")
+            _run_dag(env, conf, state / "airflow-dags-test-resources.log", RESOURCES_DAG_ID)
+            _report_resources(bq, sandbox, first, last)
             print(f"\nAirflow's full output: {state}/airflow-dags-test-*.log")
             if args.keep:
                 print(_exploring(state, sandbox.url, bq, conf), flush=True)
@@ -205,6 +219,23 @@ def _report(bq: localbq.LocalBigQuery, store: CustomerStore, first: date, last: 
     print(f"   equal to the sandbox's customers for [{first}, {last}): {verdict} ({len(truth)} expected)")
     if verdict != "yes":
         raise SystemExit("The table does not match the sandbox: this is a bug, please report it.")
+
+
+def _report_resources(bq: localbq.LocalBigQuery, sandbox: SandboxServer, first: date, last: date) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=bq.project, credentials=AnonymousCredentials(),
+                             client_options={"api_endpoint": bq.url})
+    for name in OTHER_RESOURCES:
+        table = f"`{bq.project}.{DATASET}.{name}`"
+        rows = [dict(r) for r in client.query(f"SELECT id FROM {table}", job_retry=None).result()]
+        truth = {item["id"] for item in sandbox.resources[name].truth(_unix(first), _unix(last))}
+        verdict = "yes" if {r["id"] for r in rows} == truth and len(rows) == len(truth) else "NO"
+        print(f"   {bq.project}.{DATASET}.{name}: {len(rows)} rows; equal to the sandbox's {name} for "
+              f"[{first}, {last}): {verdict} ({len(truth)} expected)")
+        if verdict != "yes":
+            raise SystemExit(f"The {name} table does not match the sandbox: this is a bug, please report it.")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,10 @@ class ConcurrentReader:
     :param cancelled: set when the read ends (or by whoever stops it): ``fetch`` should stop retrying
         and pausing then; no new request is submitted once it is set.
     :param clock: monotonic clock in seconds (stall detection and window timings).
+    :param page_size: the ``limit`` each request asks for (ends a window without totals on a short page).
+    :param key_field: the field that identifies an item.
+    :param created_field: the item's creation time (unix seconds).
+    :param item: what messages call one item.
     """
 
     def __init__(
@@ -123,8 +127,16 @@ class ConcurrentReader:
         first_page: int = 1,
         cancelled: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        page_size: int = 25,
+        key_field: str = "id",
+        created_field: str = "created_date_unix",
+        item: str = "customer",
     ) -> None:
         self.fetch = fetch
+        self.page_size = page_size
+        self.key_field = key_field
+        self.created_field = created_field
+        self.item = item
         self.max_concurrency = max_concurrency
         self.stall_seconds = stall_seconds
         self.max_passes = max_passes
@@ -144,7 +156,9 @@ class ConcurrentReader:
         :param skip_invalid: drop customers without a usable id instead of failing.
         """
         readers = [
-            WindowReader(w, first_page=self.first_page, max_passes=self.max_passes, skip_invalid=skip_invalid)
+            WindowReader(w, first_page=self.first_page, max_passes=self.max_passes, skip_invalid=skip_invalid,
+                         page_size=self.page_size, key_field=self.key_field, created_field=self.created_field,
+                         item=self.item)
             for w in windows
         ]
         plan = ReadPlan(readers, clock=self._clock)
@@ -206,7 +220,7 @@ class ConcurrentReader:
         if customers:
             batch.received_at = result.received_at
             if result.repairs:
-                emitted = {c.get("id") for c in customers}
+                emitted = {c.get(reader.key_field) for c in customers}
                 batch.repairs = [r for r in result.repairs if r[0] in emitted]
         if plan.record(index, was_done=was_done, was_verified=was_verified):
             batch.finished = reader.stats

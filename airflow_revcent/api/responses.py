@@ -135,7 +135,29 @@ def parse_customers_response(
     what: str = "request",
     query: str = "",
 ) -> CustomersPage:
-    """Decide what one HTTP answer is: a page of customers, or an error of the right class.
+    """:func:`parse_list_response` for ``GET /v2/customers``, whose envelope must carry its totals.
+
+    :param status: HTTP status code.
+    :param content: raw body.
+    :param headers: response headers (for ``Retry-After``).
+    :param what: names the request in messages (window and page).
+    :param query: the request's query string, shown when the API refuses it (it never holds the key).
+    """
+    return parse_list_response(status, content, headers, what=what, query=query)
+
+
+def parse_list_response(
+    status: int,
+    content: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    what: str = "request",
+    query: str = "",
+    path: str = CUSTOMERS_ENDPOINT,
+    require_totals: bool = True,
+    key_field: str = "id",
+) -> CustomersPage:
+    """Decide what one HTTP answer of a list operation is: a page of items, or an error of the right class.
 
     A body is a page only when it is JSON with ``code == 1`` and the envelope fields. Anything
     else raises: :class:`RevCentTransientError` (429, 5xx, a cut or unreadable body, an error
@@ -150,6 +172,10 @@ def parse_customers_response(
     :param headers: response headers (for ``Retry-After``).
     :param what: names the request in messages (window and page).
     :param query: the request's query string, shown when the API refuses it (it never holds the key).
+    :param path: the operation's path (named when the host has none).
+    :param require_totals: the envelope must carry ``total_count`` and ``total_pages`` (customers'); otherwise
+        they are read when present and the page's totals are ``None`` when absent.
+    :param key_field: the field that identifies an item (names the items whose values were repaired).
     """
     try:
         body: Any = jsontext.loads(content)
@@ -175,7 +201,7 @@ def parse_customers_response(
         )
     if status == 404:
         raise RevCentRequestError(
-            f"RevCent has no {CUSTOMERS_ENDPOINT} at this host ({detail}). The connection's host must be the "
+            f"RevCent has no {path} at this host ({detail}). The connection's host must be the "
             f"API root, such as {DEFAULT_HOST}.", status=status, error_code=error_code, api_message=api_message,
         )
     if not 200 <= status < 300:
@@ -212,7 +238,10 @@ def parse_customers_response(
     fields = ("current_page", "total_count", "total_pages")
     values = [body.get(name) for name in fields]
     results = body.get("results")
-    if any(type(v) is not int for v in values) or not isinstance(results, list):
+    # Without required totals, absent ones are None; present ones must still be integers.
+    optional = (False, not require_totals, not require_totals)
+    if (any(type(v) is not int and not (skip and v is None) for v, skip in zip(values, optional, strict=True))
+            or not isinstance(results, list)):
         shown = {name: body.get(name) for name in (*fields, "results") if name != "results"}
         raise RevCentAPIError(
             f"RevCent's answer to the {what} has code 1 but not the documented envelope ({shown}, results "
@@ -223,10 +252,12 @@ def parse_customers_response(
         for customer in results:
             found: list[str] = []
             jsontext.repair_surrogates(customer, "", found.append)
-            customer_id = customer.get("id") if isinstance(customer, dict) else None
-            repairs += [(str(customer_id), path) for path in found]
-    return CustomersPage(int(body["current_page"]), int(body["total_count"]), int(body["total_pages"]), results,
-                         repairs=tuple(repairs))
+            customer_id = customer.get(key_field) if isinstance(customer, dict) else None
+            repairs += [(str(customer_id), field_path) for field_path in found]
+    total_count, total_pages = values[1], values[2]
+    if total_count is None or total_pages is None:
+        total_count = total_pages = None  # half a total cannot drive paging: read to a short page
+    return CustomersPage(int(body["current_page"]), total_count, total_pages, results, repairs=tuple(repairs))
 
 
 

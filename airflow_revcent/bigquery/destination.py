@@ -112,14 +112,29 @@ DEFAULT_LOCATION = "US"
 DEFAULT_STAGING_EXPIRATION = timedelta(days=1)
 #: Preferred clustering of a new table; only the columns the table has are used.
 CLUSTERING_FIELDS = ("campaign_id", "status", "id")
-TABLE_DESCRIPTION = (
-    "RevCent customers (GET /v2/customers), one row per customer id, loaded by airflow-provider-revcent. "
-    "Columns starting with '_' are added by the pipeline."
-)
-HISTORY_DESCRIPTION = (
-    "Every version of every RevCent customer (type 2): _valid_from/_valid_to/_is_current, written by "
-    "airflow-provider-revcent in the same transaction as the customers table."
-)
+def table_description(name: str = "customers", path: str = "/v2/customers") -> str:
+    """The description the pipeline gives a resource's table (customers' is :data:`TABLE_DESCRIPTION`).
+
+    :param name: the resource's name (``sales``).
+    :param path: its list path (``/v2/sales``).
+    """
+    row = "one row per customer id" if name == "customers" else f"one row per {name} item id"
+    return (f"RevCent {name} (GET {path}), {row}, loaded by airflow-provider-revcent. "
+            "Columns starting with '_' are added by the pipeline.")
+
+
+def history_description(name: str = "customers") -> str:
+    """The description of a resource's type-2 history table (customers' is :data:`HISTORY_DESCRIPTION`).
+
+    :param name: the resource's name.
+    """
+    item = "customer" if name == "customers" else f"{name} item"
+    return (f"Every version of every RevCent {item} (type 2): _valid_from/_valid_to/_is_current, written by "
+            f"airflow-provider-revcent in the same transaction as the {name} table.")
+
+
+TABLE_DESCRIPTION = table_description()
+HISTORY_DESCRIPTION = history_description()
 LOCK_DESCRIPTION = (
     "One row that every airflow-provider-revcent write to the customers table updates first, so BigQuery "
     "never runs two writes to it at once. Do not delete."
@@ -197,8 +212,13 @@ class CustomersDestination:
         kms_key_name: str | None = None,
         pii: PiiSettings | None = None,
         pii_policy_change: str = "refuse",
+        resource_name: str = "customers",
+        resource_path: str = "/v2/customers",
     ) -> None:
         self.client = client
+        #: The descriptions this resource's tables get.
+        self.table_description = table_description(resource_name, resource_path)
+        self.history_description = history_description(resource_name)
         self.pii_policy = None if pii is None else PiiPolicy.of(pii)
         self.pii_policy_change = pii_policy_change
         #: Tables this run found missing, so creates with its own policy.
@@ -229,7 +249,7 @@ class CustomersDestination:
         self._check_pii_policy()  # before anything changes
         self._ensure_dataset()
         self._check_adoptable()
-        existing = self._ensure_table(self.table, self.schema, PARTITION_COLUMN, TABLE_DESCRIPTION)
+        existing = self._ensure_table(self.table, self.schema, PARTITION_COLUMN, self.table_description)
         if existing:
             # Fields promoted by earlier runs are API columns now: write them, or values would flip
             # between the column and _unknown_fields from run to run.
@@ -307,7 +327,8 @@ class CustomersDestination:
         table really has afterwards (a server that cannot add a field inside a RECORD leaves it out, and
         its values then stay in _unknown_fields rather than being lost)."""
         wanted = add_columns(self.wanted_columns, promotions)
-        self._ensure_table(self.table, to_schema_fields(table_columns(wanted)), PARTITION_COLUMN, TABLE_DESCRIPTION)
+        self._ensure_table(self.table, to_schema_fields(table_columns(wanted)), PARTITION_COLUMN,
+                           self.table_description)
         self.wanted_columns = wanted
         self._ensure_history()
         self._settle_columns()
@@ -339,7 +360,7 @@ class CustomersDestination:
                 self._check_location(self.history.dataset_id)
             self._ensure_table(self.history, to_schema_fields((*table_columns(self.wanted_columns),
                                                                *HISTORY_COLUMNS)),
-                               "_valid_from", HISTORY_DESCRIPTION)
+                               "_valid_from", self.history_description)
 
     def _ensure_lock(self) -> None:
         lock = self.table.lock()
@@ -807,13 +828,21 @@ def _expiration_defaults(dataset: Any) -> list[str]:
 
 #: Descriptions the pipeline gives the tables it creates: a table with one of them is the pipeline's own.
 _OWN_DESCRIPTIONS = (TABLE_DESCRIPTION, HISTORY_DESCRIPTION, LOCK_DESCRIPTION)
+#: Another resource's table or history description (table_description, history_description).
+_OWN_DESCRIPTION = re.compile(
+    r"RevCent \w+ \(GET /[\w/]+\), one row per \w+ item id, loaded by airflow-provider-revcent\. "
+    r"Columns starting with '_' are added by the pipeline\."
+    r"|Every version of every RevCent \w+ item \(type 2\): _valid_from/_valid_to/_is_current, written by "
+    r"airflow-provider-revcent in the same transaction as the \w+ table\."
+)
 
 
 def _own_table(table: Any, ref: TableRef) -> bool:
     """A table the pipeline created (its lock, or one still carrying the pipeline's description)."""
     # The PII policy line is appended to the description the pipeline gave (pii.description_with_policy).
     description = getattr(table, "description", None) or ""
-    return ref.table.startswith(LOCK_PREFIX) or description.startswith(_OWN_DESCRIPTIONS)
+    return (ref.table.startswith(LOCK_PREFIX) or description.startswith(_OWN_DESCRIPTIONS)
+            or _OWN_DESCRIPTION.match(description) is not None)
 
 
 def _inherited_expirations(table: Any, dataset: Any) -> tuple[bool, bool]:

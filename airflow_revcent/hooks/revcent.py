@@ -62,6 +62,7 @@ from airflow_revcent.api.responses import (
     check_answer,
     envelope_kind,
     parse_customers_response,
+    parse_list_response,
     parse_retry_after,
 )
 from airflow_revcent.api.retry import MAX_BACKOFF_SECONDS, RetryPolicy
@@ -74,7 +75,7 @@ from airflow_revcent.exceptions import (
     RevCentRequestError,
     RevCentTransientError,
 )
-from airflow_revcent.filters import CustomerFilters
+from airflow_revcent.filters import CustomerFilters, Filters
 from airflow_revcent.pacing import Pacer
 from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowStats
 from airflow_revcent.resources import Resource
@@ -408,11 +409,11 @@ class RevCentHook(HttpHook):
         page: int,
         *,
         limit: int = MAX_PAGE_SIZE,
-        filters: CustomerFilters | None = None,
+        filters: CustomerFilters | Filters | None = None,
         label: str | None = None,
         budget: tuple[int, float] | None = None,
     ) -> CustomersPage:
-        """Fetch one page of ``GET /v2/customers``, paced and retried.
+        """Fetch one page of ``GET /v2/customers``, paced and retried (:meth:`get_page` for customers).
 
         :param date_start: ``date_start`` (unix seconds) as sent.
         :param date_end: ``date_end`` (unix seconds) as sent.
@@ -422,8 +423,41 @@ class RevCentHook(HttpHook):
         :param label: how messages name this request (defaults to the dates and page).
         :param budget: (attempts, seconds) instead of the connection's retry budget.
         """
+        return self.get_page(CUSTOMERS_ENDPOINT, date_start, date_end, page, limit=limit, filters=filters,
+                             label=label, budget=budget)
+
+    def get_page(
+        self,
+        path: str,
+        date_start: int,
+        date_end: int,
+        page: int,
+        *,
+        limit: int = MAX_PAGE_SIZE,
+        filters: CustomerFilters | Filters | None = None,
+        label: str | None = None,
+        budget: tuple[int, float] | None = None,
+        require_totals: bool = True,
+        key_field: str = "id",
+    ) -> CustomersPage:
+        """Fetch one page of any date-ranged list operation (``GET path``), paced and retried.
+
+        :param path: the operation's path, ``/v2/sales`` (a :class:`~airflow_revcent.resources.Resource`'s).
+        :param date_start: ``date_start`` (unix seconds) as sent.
+        :param date_end: ``date_end`` (unix seconds) as sent.
+        :param page: page number.
+        :param limit: items per page, 1..25.
+        :param filters: optional filters, validated for this operation.
+        :param label: how messages name this request (defaults to the dates and page).
+        :param budget: (attempts, seconds) instead of the connection's retry budget.
+        :param require_totals: the envelope must carry ``total_count``/``total_pages`` (customers'); else a
+            page without them has ``None`` totals and the window is read to a short page.
+        :param key_field: the field that identifies an item.
+        """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise RevCentConfigError(f"page_size={limit} is outside 1..{MAX_PAGE_SIZE}, the API's limit.")
+        if not path.startswith("/") or "//" in path or "?" in path:
+            raise RevCentConfigError(f"path={path!r} must be an API path such as /v2/sales.")
         params: list[tuple[str, str | int]] = [
             ("date_start", date_start), ("date_end", date_end), ("page", page), ("limit", limit),
         ]
@@ -433,12 +467,13 @@ class RevCentHook(HttpHook):
         policy = self.retry_policy
         if budget is not None:
             policy = replace(policy, max_attempts=budget[0], max_seconds=budget[1])
-        url = settings.base_url + CUSTOMERS_ENDPOINT
+        url = settings.base_url + path
         query = urlencode(params)
 
         def parse(content: bytes, response: requests.Response) -> CustomersPage:
             received_at = time.time()
-            page = parse_customers_response(response.status_code, content, response.headers, what=what, query=query)
+            page = parse_list_response(response.status_code, content, response.headers, what=what, query=query,
+                                       path=path, require_totals=require_totals, key_field=key_field)
             return replace(page, received_at=received_at)
 
         return self._send(url, params, what=what, parse=parse, policy=policy)
@@ -623,30 +658,42 @@ class RevCentHook(HttpHook):
         self,
         windows: Sequence[Window],
         *,
-        filters: CustomerFilters | None = None,
+        filters: CustomerFilters | Filters | None = None,
         page_size: int = MAX_PAGE_SIZE,
         skip_invalid: bool = False,
+        resource: Resource | None = None,
     ) -> Iterator[WindowBatch]:
-        """Read windows concurrently; yield the customers each page adds, as pages arrive.
+        """Read windows concurrently; yield the items each page adds, as pages arrive.
 
         Page 1 of a window is read first; once it tells ``total_pages``, the window's other pages
-        are requested at once, all windows sharing ``max_concurrency`` (earlier windows first).
-        Within a window a customer is yielded once, and only if the window contains its
-        creation second. Memory stays bounded by the pages in flight.
+        are requested at once, all windows sharing ``max_concurrency`` (earlier windows first); an
+        envelope without totals is read page after page to a short page. Within a window an item is
+        yielded once, and only if the window contains its creation second. Memory stays bounded by
+        the pages in flight.
 
         :param windows: the windows to read.
-        :param filters: optional filters.
-        :param page_size: customers per page, 1..25.
-        :param skip_invalid: drop customers without a usable id instead of failing.
+        :param filters: optional filters (validated for ``resource``).
+        :param page_size: items per page, 1..25.
+        :param skip_invalid: drop items without a usable key or creation time instead of failing.
+        :param resource: the list resource to read (default: customers, from ``/v2/customers``).
         """
+        path = resource.path if resource is not None else CUSTOMERS_ENDPOINT
+        key_field = resource.key_field if resource is not None else "id"
+        created_field = resource.created_field if resource is not None else "created_date_unix"
+        # Customers' envelope always carried its totals (a page without them is a changed contract);
+        # other resources' envelopes may not, whatever their document says.
+        require_totals = path == CUSTOMERS_ENDPOINT
 
         def fetch(window: Window, page: int) -> CustomersPage:
-            return self.get_customers_page(window.date_start, window.date_end, page, limit=page_size,
-                                           filters=filters, label=f"window {window}, page {page}")
+            return self.get_page(path, window.date_start, window.date_end, page, limit=page_size, filters=filters,
+                                 label=f"window {window}, page {page}", require_totals=require_totals,
+                                 key_field=key_field)
 
         reader = ConcurrentReader(
             fetch, max_concurrency=self.settings.max_concurrency, stall_seconds=self.stall_seconds,
             max_passes=self.max_passes, first_page=self._first_page, cancelled=self._cancelled,
+            page_size=page_size, key_field=key_field, created_field=created_field,
+            item=_item_name(resource),
         )
         self.pacer  # noqa: B018 - created here, once, before the threads that share it
         self._adapter  # noqa: B018 - likewise the one connection pool every thread's session mounts
@@ -687,6 +734,13 @@ class RevCentHook(HttpHook):
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected to {self.settings.base_url}: {page.total_count} customers created in the last day."
+
+
+def _item_name(resource: Resource | None) -> str:
+    """What messages call one item of ``resource``: ``customer``, else ``<name> item`` (``sales item``)."""
+    if resource is None or resource.path == CUSTOMERS_ENDPOINT:
+        return "customer"
+    return f"{resource.name} item"
 
 
 def _refuse_extra_options(extra_options: Mapping[str, Any] | None, method: str) -> None:

@@ -86,3 +86,4 @@ def test_wheel_and_sdist_build_and_the_wheel_installs_without_dev_extras(tmp_pat
         capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
     assert parsed.returncode == 0, parsed.stderr[-3000:]
     assert "revcent_customers_to_bigquery" in parsed.stdout and "revcent_customers_full_refresh" in parsed.stdout
+    assert "revcent_resources_to_bigquery" in parsed.stdout

@@ -93,6 +93,10 @@ def test_the_sample_dags_take_the_shared_pool_only_when_the_deployment_names_it(
     assert bag.import_errors == {}
     assert bag.dags["revcent_customers_to_bigquery"].get_task("customers_to_bigquery").pool == pool
     assert bag.dags["revcent_customers_full_refresh"].get_task("reload_chunk").pool == pool
+    resources = bag.dags["revcent_resources_to_bigquery"]
+    assert {t.task_id: t.pool for t in resources.tasks} == {
+        f"{name}_to_bigquery": pool for name in ("customers", "sales", "transactions")}
+    assert {t.resource for t in resources.tasks} == {"customers", "sales", "transactions"}
 
 
 @pytest.mark.parametrize(("run_type", "params", "lookback"), [

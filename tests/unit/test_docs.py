@@ -44,6 +44,24 @@ def operator_arguments() -> set[str]:
     return {p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}
 
 
+def generic_operator_arguments() -> set[str]:
+    """RevCentToBigQueryOperator's arguments: the preset's without its named filters, plus resource and filters."""
+    from airflow_revcent.transfers.revcent_to_bigquery import RevCentToBigQueryOperator
+
+    parameters = inspect.signature(RevCentToBigQueryOperator.__init__).parameters.values()
+    return {p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}
+
+
+def test_the_generic_operators_arguments_are_documented():
+    names = generic_operator_arguments()
+    assert {"resource", "filters", "openapi_spec"} <= names
+    assert not names - table_names(section(REFERENCE, "## RevCentToBigQueryOperator"), first_column=True)
+    # The README documents what the generic operator adds; the rest are the preset's (same table).
+    readme = (table_names(section(README, "## Other RevCent resources"), first_column=True)
+              | table_names(section(README, "## The operator"), first_column=True))
+    assert not names - readme, f"README lists no {sorted(names - readme)}: run python -m devtools.gen_reference"
+
+
 def revcent_extras() -> set[str]:
     """What the hook's settings read from the connection's extras: by name in settings.py, and every request
     option (an option left unset is read from the extra of its name)."""

@@ -161,3 +161,40 @@ def test_an_api_that_consistently_lists_fewer_customers_than_it_counts_settles_w
     outcome = reader.on_page(1, page(1, 3, [cust(1), cust(2)], size=3))
     assert outcome.next_pages == [] and reader.done  # nobody new: settled, not "unsettled"
     assert (reader.stats.distinct, reader.stats.total_count) == (2, 3)
+
+
+def no_totals(number: int, items: list[dict]) -> CustomersPage:
+    """A page of an envelope with only current_count, current_page and results."""
+    return CustomersPage(number, None, None, items)
+
+
+def test_without_totals_a_window_is_read_page_after_page_until_a_short_page():
+    reader = WindowReader(WINDOW, page_size=2)
+    assert reader.start() == [1]
+    first = reader.on_page(1, no_totals(1, [cust(1), cust(2)]))
+    assert first.next_pages == [2] and not reader.done  # a full page: there may be more
+    second = reader.on_page(2, no_totals(2, [cust(3), cust(4)]))
+    assert second.next_pages == [3] and not reader.done
+    last = reader.on_page(3, no_totals(3, [cust(5)]))
+    assert last.next_pages == [] and reader.done  # a short page ends the window
+    assert reader.stats.records == 5 and reader.stats.requests == 3 and reader.stats.total_count is None
+
+
+def test_without_totals_an_empty_page_after_full_ones_ends_the_window():
+    reader = WindowReader(WINDOW, page_size=2)
+    reader.start()
+    assert reader.on_page(1, no_totals(1, [cust(1), cust(2)])).next_pages == [2]
+    assert reader.on_page(2, no_totals(2, [])).next_pages == [] and reader.done
+    # Verification asks page 1 again: nothing new means the window stays as read.
+    assert reader.verify() == [1]
+    assert reader.on_page(1, no_totals(1, [cust(1), cust(2)])).customers == [] and reader.verified
+
+
+def test_the_key_and_creation_fields_come_from_the_resource():
+    reader = WindowReader(WINDOW, key_field="uid", created_field="made", item="sales item")
+    reader.start()
+    outcome = reader.on_page(1, CustomersPage(1, 2, 1, [{"uid": "a", "made": 1500}, {"uid": "b", "made": 3000}]))
+    assert [i["uid"] for i in outcome.customers] == ["a"]  # b was created outside the window
+    with pytest.raises(RevCentDataError, match=r"the sales item has uid=None and made=1500"):
+        WindowReader(WINDOW, key_field="uid", created_field="made", item="sales item").on_page(
+            1, CustomersPage(1, 1, 1, [{"id": "x", "made": 1500}]))

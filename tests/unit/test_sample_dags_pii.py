@@ -18,8 +18,10 @@ def test_every_sample_dag_writing_the_table_uses_the_one_shared_pii_settings():
     assert not bag.import_errors
     daily = bag.dags["revcent_customers_to_bigquery"].get_task("customers_to_bigquery")
     refresh = bag.dags["revcent_customers_full_refresh"].get_task("reload_chunk")
-    settings = [daily.pii, refresh.partial_kwargs["pii"]]  # the operator and its mapped form
+    resources = bag.dags["revcent_resources_to_bigquery"].get_task("customers_to_bigquery")
+    settings = [daily.pii, refresh.partial_kwargs["pii"], resources.pii]  # the operators and the mapped form
     shared = revcent_pii.CUSTOMERS_PII
     assert all(s == shared for s in settings)
     assert not bag.dags.keys() - {"revcent_customers_to_bigquery", "revcent_customers_full_refresh",
-                                  "revcent_customers_downstream"}  # the settings module defines no DAG
+                                  "revcent_customers_downstream",
+                                  "revcent_resources_to_bigquery"}  # the settings module defines no DAG

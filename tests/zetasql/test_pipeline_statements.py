@@ -106,9 +106,10 @@ def _cases() -> list[Case]:
     ]
 
 
-def _statements(case: Case) -> tuple[list[str], dict[str, list[SchemaField]]]:
-    """What CustomersDestination sends for the case, and the tables it names with their schemas."""
-    wanted = case.wanted or customer_columns()
+def _statements(case: Case, api: tuple | None = None) -> tuple[list[str], dict[str, list[SchemaField]]]:
+    """What CustomersDestination sends for the case (of customers, or of the resource whose columns ``api``
+    is), and the tables it names with their schemas."""
+    wanted = case.wanted or api or customer_columns()
     columns = table_columns(written_columns(wanted, case.destination, case.history))
     names = [c.name for c in columns]
     tables = {str(DEST): case.destination, str(STAGE): staging_schema(case.destination, names),
@@ -135,6 +136,50 @@ def test_every_statement_is_valid_googlesql_with_no_positional_struct_mismatch(z
     statements, tables = _statements(case)
     findings = [f for sql in statements for f in zeta.analyze(sql, tables)]
     assert findings == [], "\n".join(str(f) for f in findings[:3])
+
+
+def _sales_columns() -> tuple:
+    """The sandbox's sales, typed from its served document: NUMERIC money, a REPEATED string list, a RECORD
+    and a REPEATED RECORD (metadata), as RevCentToBigQueryOperator would type them."""
+    from airflow_revcent.resources import OpenAPIDocument, find_resource
+    from revcent_sandbox.openapi import build_document
+
+    return find_resource(OpenAPIDocument(build_document("http://sandbox.invalid")), "sales").columns
+
+
+def _sales_cases() -> list[Case]:
+    sales = _sales_columns()
+    fresh = _fresh(sales)
+    older = _without(fresh, "customer.email")
+    hashed = apply_pii(sales, PiiSettings((), ("customer.email",), hash_key=b"k"))
+    promoted = add_columns(sales, [Promotion("channel", "STRING"), Promotion("customer.phone", "STRING")])
+    return [
+        Case("sales-fresh", fresh),
+        Case("sales-reversed", _reversed(fresh)),
+        Case("sales-metadata-swapped", _swapped_metadata(fresh)),
+        Case("sales-older-extended", add_missing(older, fresh)),
+        Case("sales-hashed", _fresh(hashed), wanted=hashed),
+        Case("sales-promoted", _fresh(promoted), wanted=promoted),
+        Case("sales-history-reversed", fresh, history=_history_of(_reversed(fresh))),
+        Case("sales-long-range", _reversed(fresh), history=_history_of(fresh), steps=tuple(LONG)),
+    ]
+
+
+@pytest.mark.parametrize("case", _sales_cases(), ids=lambda c: c.name)
+def test_every_statement_for_a_second_resource_is_valid_googlesql(zeta: Checker, case: Case) -> None:
+    sales = _sales_columns()
+    assert {"amount_total", "metadata", "customer", "product_sales"} <= {c.name for c in sales}
+    statements, tables = _statements(case, api=sales)
+    findings = [f for sql in statements for f in zeta.analyze(sql, tables)]
+    assert findings == [], "\n".join(str(f) for f in findings[:3])
+
+
+def test_the_check_catches_a_sales_staging_table_in_document_order_against_swapped_metadata(zeta: Checker) -> None:
+    fresh = _fresh(_sales_columns())
+    names = [c.name for c in table_columns(_sales_columns())]
+    tables = {str(DEST): _swapped_metadata(fresh), str(STAGE): staging_schema(fresh, names),
+              str(DEST.lock()): LOCK_SCHEMA}
+    assert any(f.kind == "struct_mismatch" for f in zeta.analyze(apply_script(DEST, STAGE, names, DAY), tables))
 
 
 @pytest.mark.parametrize(("shape", "kind"), [(_reversed, "error"), (_swapped_metadata, "struct_mismatch")],

@@ -130,3 +130,24 @@ def test_numbers_are_read_as_exact_decimals():
 def test_a_cut_or_garbled_body_stays_transient(content):
     with pytest.raises(RevCentTransientError, match="not JSON"):
         parse_customers_response(200, content)
+
+
+def test_a_list_envelope_without_totals_is_a_page_with_none_totals_but_customers_must_have_them():
+    from airflow_revcent.api.responses import parse_list_response
+
+    plain = body(code=1, current_count=1, current_page=1, results=[{"id": "t1", "created_date_unix": 5}])
+    page = parse_list_response(200, plain, require_totals=False, path="/v2/tax")
+    assert (page.total_count, page.total_pages, page.current_page) == (None, None, 1)
+    with pytest.raises(RevCentAPIError, match="not the documented envelope"):
+        parse_customers_response(200, plain)
+    # Present totals must still be integers.
+    with pytest.raises(RevCentAPIError, match="not the documented envelope"):
+        parse_list_response(200, body(code=1, current_page=1, total_count="3", total_pages=1, results=[]),
+                            require_totals=False)
+
+
+def test_a_404_names_the_resources_path():
+    from airflow_revcent.api.responses import parse_list_response
+
+    with pytest.raises(RevCentRequestError, match="RevCent has no /v2/sales at this host"):
+        parse_list_response(404, b"", path="/v2/sales", require_totals=False)

@@ -146,7 +146,7 @@ class FakeHook:
         self.calls.append("check_connection")
         return self.settings
 
-    def iter_pages(self, windows, *, filters, page_size, skip_invalid):
+    def iter_pages(self, windows, *, filters, page_size, skip_invalid, resource=None):
         self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, skip_invalid={skip_invalid})")
         for batch in self.batches(windows):
             self.requests_sent += 1
