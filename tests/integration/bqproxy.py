@@ -185,6 +185,9 @@ class Exchange:
     fault: str | None = None
     #: ``authorization_fingerprint`` of the request's Authorization header (never the header): None without one.
     auth: str | None = None
+    #: The JSON answer the client got (the server's, or a fault's); None when it got none or not JSON. A
+    #: table's answer says what the server really kept, which may differ from what the request asked for.
+    reply: Any = None
 
 
 class BigQueryProxy:
@@ -400,6 +403,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _relay(self, exchange: Exchange, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
         exchange.status = status
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        exchange.reply = _json_of(data, content_type)
         self.send_response(status)
         for name, value in headers:
             if name.lower() in _HOP or name.lower() in ("date", "server"):
