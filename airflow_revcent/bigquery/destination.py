@@ -306,9 +306,7 @@ class CustomersDestination:
                 if recorded == wanted:
                     break
                 table.description = description_with_policy(table.description, wanted)
-                try:
-                    self.client.update_table(table, ["description"], retry=API_RETRY)
-                except google_exceptions.PreconditionFailed:
+                if not self._update_table(table, ["description"]):
                     continue  # changed concurrently: read it again
                 if diff.changed:
                     log.warning(
@@ -451,10 +449,8 @@ class CustomersDestination:
             if not diff.missing:
                 return list(existing.schema)
             existing.schema = add_missing(existing.schema, schema)
-            try:
-                # The etag makes this a compare-and-set: a concurrent change answers 412 and we look again.
-                self.client.update_table(existing, ["schema"], retry=API_RETRY)
-            except google_exceptions.PreconditionFailed:
+            # The etag makes this a compare-and-set: a concurrent change answers 412 and we look again.
+            if not self._update_table(existing, ["schema"]):
                 log.info("Table %s changed while its schema was being extended; reading it again", ref)
                 time.sleep(random.uniform(0.1, 1.0))  # noqa: S311 - jitter, not security
                 continue
@@ -464,6 +460,22 @@ class CustomersDestination:
             f"Could not extend the schema of {ref}: it kept changing concurrently ({JOB_ATTEMPTS} tries). "
             "Retry the task once other writers of the table are done."
         )
+
+    def _update_table(self, table: Any, fields: list[str]) -> bool:
+        """Update a table's ``fields`` as a compare-and-set on its etag; ``False`` when a concurrent change won.
+
+        BigQuery answers a stale etag with 412; the local BigQuery-API server answers the same race with 400
+        "Conflict on update" (its database's write conflict). Either way, read the table again and retry.
+        """
+        try:
+            self.client.update_table(table, fields, retry=API_RETRY)
+        except google_exceptions.PreconditionFailed:
+            return False
+        except google_exceptions.BadRequest as exc:
+            if "conflict on update" not in str(exc).lower():
+                raise
+            return False
+        return True
 
     def _create_table(self, ref: TableRef, schema: list[SchemaField], partition: str, description: str) -> None:
         table = bigquery.Table(str(ref), schema=schema)
@@ -559,11 +571,7 @@ class CustomersDestination:
                 return
             fields = fields or ["expires"]
             try:
-                self.client.update_table(table, fields, retry=API_RETRY)
-            except google_exceptions.PreconditionFailed:
-                log.info("Table %s changed while its expiration was being cleared; reading it again", ref)
-                time.sleep(random.uniform(0.1, 1.0))  # noqa: S311 - jitter, not security
-                continue
+                updated = self._update_table(table, fields)
             except google_exceptions.GoogleAPICallError as exc:
                 raise RevCentBigQueryError(
                     f"Could not clear the expiration that dataset {ref.dataset_id}'s defaults put on table {ref}: "
@@ -571,6 +579,10 @@ class CustomersDestination:
                     "... SET OPTIONS (expiration_timestamp = NULL, partition_expiration_days = NULL)) or let the "
                     "pipeline's identity update the table (bigquery.tables.update), then run again."
                 ) from None
+            if not updated:
+                log.info("Table %s changed while its expiration was being cleared; reading it again", ref)
+                time.sleep(random.uniform(0.1, 1.0))  # noqa: S311 - jitter, not security
+                continue
             log.warning(
                 "Dataset %s has %s; cleared them on the table %s so its rows never expire. To expire data on "
                 "purpose, set an expiration on the table itself (ALTER TABLE ... SET OPTIONS), which the pipeline "

@@ -210,12 +210,24 @@ def test_an_expiration_the_user_set_on_an_own_table_is_kept():
     assert client.updates == []
 
 
-def test_a_concurrent_change_while_clearing_reads_the_table_again():
+@pytest.mark.parametrize("race", [
+    google_exceptions.PreconditionFailed("etag"),  # BigQuery: the etag is stale
+    google_exceptions.BadRequest("Conflict on update!"),  # the local BigQuery-API server's word for the same race
+], ids=["412", "conflict-on-update"])
+def test_a_concurrent_change_while_clearing_reads_the_table_again(race):
     client = FakeClient(dataset={"default_table_expiration_ms": 3_600_000})
     _own(client, CREATED + timedelta(hours=1), None)
-    client.update_faults.append(google_exceptions.PreconditionFailed("etag"))
+    client.update_faults.append(race)
     _destination(client).prepare()
     assert client.updates == [("customers", ["expires"])] and client.tables[str(DEST)].expires is None
+
+
+def test_another_bad_request_while_clearing_is_not_taken_for_a_race():
+    client = FakeClient(dataset={"default_table_expiration_ms": 3_600_000})
+    _own(client, CREATED + timedelta(hours=1), None)
+    client.update_faults.append(google_exceptions.BadRequest("Invalid value for expirationTime"))
+    with pytest.raises(RevCentBigQueryError, match="Invalid value for expirationTime"):
+        _destination(client).prepare()
 
 
 def test_a_clearing_that_fails_fails_the_run_saying_what_to_do():
