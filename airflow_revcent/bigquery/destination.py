@@ -689,6 +689,9 @@ class CustomersDestination:
             log.info("BigQuery job %s already applied this load; not applying it again", done.job_id)
             result.job_ids.append(done.job_id)
             result.already_applied = True
+            # What that job counted inside its transaction (an attempt killed after submitting it did not
+            # live to report them); a job from before the counts were part of the script has none.
+            self._read_counts(done, result)
             return result
         steps = partition_steps(load.first_created, load.last_created, **self._step_limits)
         names = [c.name for c in self.columns]
@@ -704,15 +707,21 @@ class CustomersDestination:
             job = self._run_job(f"{apply_base}_t{load.attempt}", lambda job_id: self._query(sql, job_id))
             result.job_ids.append(job.job_id)
             result.steps = len(steps)
-            # The script's result: counted inside the transaction, so exact whatever ran beside it.
-            counts = next(iter(job.result(retry=API_RETRY)), None)
-            if counts is not None:
-                result.rows_inserted, result.rows_updated = int(counts["inserted"] or 0), int(counts["updated"] or 0)
+            self._read_counts(job, result)
         finally:
             for table in {staging, history_staging} - {None}:
                 assert table is not None
                 self._drop(table)
         return result
+
+    @staticmethod
+    def _read_counts(job: Any, result: ApplyResult) -> None:
+        """The applying script's result row: inserted and updated, counted inside the transaction, so exact
+        whatever ran beside it."""
+        row = next(iter(job.result(retry=API_RETRY)), None)
+        # A bigquery Row's `in` looks at its values, not its field names.
+        if row is not None and {"inserted", "updated"} <= set(row.keys()):
+            result.rows_inserted, result.rows_updated = int(row["inserted"] or 0), int(row["updated"] or 0)
 
     def _stage(self, target: TableRef, load: Load, names: Sequence[str], result: ApplyResult) -> TableRef:
         """This attempt's staging table, shaped like ``target``, filled with the load's files."""
