@@ -692,6 +692,11 @@ class CustomersDestination:
             # What that job counted inside its transaction (an attempt killed after submitting it did not
             # live to report them); a job from before the counts were part of the script has none.
             self._read_counts(done, result)
+            # An attempt killed after submitting that job left its staging tables behind: nothing needs them now.
+            for attempt in range(1, load.attempt + 1):
+                for target in (self.table, self.history):
+                    if target is not None:
+                        self._drop(target.staging(f"{load.key}_a{attempt}"))
             return result
         steps = partition_steps(load.first_created, load.last_created, **self._step_limits)
         names = [c.name for c in self.columns]
