@@ -933,8 +933,15 @@ class SandboxServer:
 
     def _page_body(self, request: CustomerRequest) -> bytes:
         """The success envelope, assembled around cached customer bytes."""
+        return self._envelope(self.store, request, totals=True)
+
+    def _envelope(self, store: Any, request: Any, *, totals: bool) -> bytes:
+        """A success envelope around the cached item bytes of one page of ``store``; without
+        ``total_count``/``total_pages`` when the resource's envelope has none. ``store`` and ``request``
+        are a CustomerStore and CustomerRequest or a ResourceStore and ResourceRequest (the pairs share
+        the ``page`` call's shape; the unions do not line up for mypy)."""
         offset = (request.page - self.page_base) * request.limit
-        total, results = self.store.page(
+        total, results = store.page(
             request.date_start,
             request.date_end,
             end_inclusive=self.end_inclusive,
@@ -947,7 +954,7 @@ class SandboxServer:
             f'{{"api_call_id":"{_api_call_id()}","api_call_unix":{int(time.time())},"code":1,'
             f'"current_count":{len(results)},"current_page":{request.page},"results":['
         )
-        tail = f'],"total_count":{total},"total_pages":{-(-total // request.limit)}}}'
+        tail = f'],"total_count":{total},"total_pages":{-(-total // request.limit)}}}' if totals else "]}"
         return b"".join((head.encode("ascii"), b",".join(results), tail.encode("ascii")))
 
     @property
@@ -977,23 +984,7 @@ class SandboxServer:
 
     def _resource_page_body(self, store: ResourceStore, request: ResourceRequest) -> bytes:
         """The success envelope of another resource; without totals when its envelope has none."""
-        offset = (request.page - self.page_base) * request.limit
-        total, results = store.page(
-            request.date_start,
-            request.date_end,
-            end_inclusive=self.end_inclusive,
-            filters=request.filters,
-            order=self.order,
-            offset=offset,
-            limit=request.limit,
-        )
-        head = (
-            f'{{"api_call_id":"{_api_call_id()}","api_call_unix":{int(time.time())},"code":1,'
-            f'"current_count":{len(results)},"current_page":{request.page},"results":['
-        )
-        tail = (f'],"total_count":{total},"total_pages":{-(-total // request.limit)}}}' if store.kind.totals
-                else "]}")
-        return b"".join((head.encode("ascii"), b",".join(results), tail.encode("ascii")))
+        return self._envelope(store, request, totals=store.kind.totals)
 
     def _shift_resource(self, store: ResourceStore, request: ResourceRequest) -> None:
         """The "shift" fault for another resource: items inserted into the request's range (a list
