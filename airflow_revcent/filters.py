@@ -20,10 +20,8 @@ from typing import Any
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.resources.descriptor import FilterParam, Resource, customers_resource
 
-STATUS_VALUES = ("enabled", "disabled", "blocked", "fraud", "chargeback")
 #: A metadata filter value that matches on the name alone.
 METADATA_NAME_EXISTS = "METADATA_NAME_EXISTS"
-ID_LENGTH = 20
 _ID_FILTERS = ("campaign_filter", "customer_group_filter", "product_filter")
 
 #: One validated value: a string, number or boolean, or an object's (key, value) pairs in schema order.
