@@ -262,23 +262,24 @@ def readme_arguments_table() -> list[str]:
 def revcent_extras() -> list[tuple[str, str, str]]:
     """(extra, default, meaning) of every extra the RevCent hook reads from its connection."""
     from airflow_revcent import CONNECTION_FIELDS
+    from airflow_revcent.api import options
     from airflow_revcent.api.options import RequestOptions
-    from airflow_revcent.hooks import revcent as hook_module
+    from airflow_revcent.api.settings import KNOWN_EXTRAS
 
     defaults = {
-        "max_concurrency": hook_module.DEFAULT_MAX_CONCURRENCY,
-        "max_requests_per_second": hook_module.DEFAULT_MAX_REQUESTS_PER_SECOND,
-        "connect_timeout": hook_module.DEFAULT_CONNECT_TIMEOUT, "read_timeout": hook_module.DEFAULT_READ_TIMEOUT,
-        "timeout": "", "retry_max_attempts": hook_module.DEFAULT_RETRY_MAX_ATTEMPTS,
-        "retry_max_seconds": hook_module.DEFAULT_RETRY_MAX_SECONDS,
-        "retry_initial_backoff": hook_module.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": "true",
-        "request_timeout": hook_module.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "derived (see meaning)",
+        "max_concurrency": options.DEFAULT_MAX_CONCURRENCY,
+        "max_requests_per_second": options.DEFAULT_MAX_REQUESTS_PER_SECOND,
+        "connect_timeout": options.DEFAULT_CONNECT_TIMEOUT, "read_timeout": options.DEFAULT_READ_TIMEOUT,
+        "timeout": "", "retry_max_attempts": options.DEFAULT_RETRY_MAX_ATTEMPTS,
+        "retry_max_seconds": options.DEFAULT_RETRY_MAX_SECONDS,
+        "retry_initial_backoff": options.DEFAULT_RETRY_INITIAL_BACKOFF, "verify": "true",
+        "request_timeout": options.DEFAULT_REQUEST_TIMEOUT, "stall_timeout": "derived (see meaning)",
         "account_requests_per_second": "none: not shared", "account_pool_slots": 1,
         "openapi_spec": "none: /v2/openapi.json from the API's host",
     }
     option_docs = _doc_params(RequestOptions)
     rows = []
-    for extra in hook_module.KNOWN_EXTRAS:
+    for extra in KNOWN_EXTRAS:
         meaning = option_docs.get(extra) or CONNECTION_FIELDS.get(extra, {}).get("description", "")
         if extra == "timeout":
             meaning = "sets both `connect_timeout` and `read_timeout` where they are not given"
@@ -302,10 +303,10 @@ def revcent_extras() -> list[tuple[str, str, str]]:
 def readme_connection_table() -> list[str]:
     """The README's table of the ``revcent`` connection: its fields and every extra the hook reads."""
     from airflow_revcent import CONNECTION_UI
-    from airflow_revcent.hooks import revcent as hook_module
+    from airflow_revcent.api.responses import DEFAULT_HOST
 
     rows = ["| field | meaning |", "|---|---|",
-            f"| Host (\"{CONNECTION_UI['relabeling']['host']}\") | empty for `{hook_module.DEFAULT_HOST}`; a host "
+            f"| Host (\"{CONNECTION_UI['relabeling']['host']}\") | empty for `{DEFAULT_HOST}`; a host "
             "without a scheme means https; `http://` only when written (a local sandbox) |",
             f"| Password (\"{CONNECTION_UI['relabeling']['password']}\") | your RevCent API key (Live or Test mode); "
             "sent as the `x-api-key` header, never logged |"]
@@ -330,8 +331,9 @@ def readme_gcp_table() -> list[str]:
 def render() -> str:
     from airflow_revcent import CONNECTION_UI
     from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
+    from airflow_revcent.api.responses import DEFAULT_HOST
     from airflow_revcent.columns import table_columns
-    from airflow_revcent.hooks import revcent as hook_module
+    from airflow_revcent.hooks.revcent import RevCentHook
     from airflow_revcent.paging import DEFAULT_MAX_PASSES
     from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
     from airflow_revcent.transfers.revcent_to_bigquery import RevCentToBigQueryOperator
@@ -354,13 +356,13 @@ def render() -> str:
             "`revcent_default`). Its `options` override the connection's extras; the old keyword arguments "
             "of the same names still work, with a deprecation warning. `max_passes` can be set only on a hook "
             "built in your own code; the operator uses the default.", ""]
-    out += _params_table(hook_module.RevCentHook, hook_module.RevCentHook, skip=REQUEST_OPTION_NAMES)
+    out += _params_table(RevCentHook, RevCentHook, skip=REQUEST_OPTION_NAMES)
     out += ["", "### RequestOptions", "",
             "`airflow_revcent.api.options.RequestOptions`: a frozen dataclass validated where it is built; a "
             "field left `None` falls back to the connection's extra of the same name, then to the default.", ""]
     out += _params_table(RequestOptions, RequestOptions)
     out += ["", "## The `revcent` connection", "", "| field | label | meaning |", "|---|---|---|",
-            f"| host | {CONNECTION_UI['relabeling']['host']} | empty for `{hook_module.DEFAULT_HOST}`; no scheme "
+            f"| host | {CONNECTION_UI['relabeling']['host']} | empty for `{DEFAULT_HOST}`; no scheme "
             "means https; `http://` only when written |",
             f"| password | {CONNECTION_UI['relabeling']['password']} | the RevCent API key (header `x-api-key`) |",
             f"| hidden | | {', '.join(CONNECTION_UI['hidden-fields'])} |", "",
