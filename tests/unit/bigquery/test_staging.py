@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import pytest
 from google.api_core.exceptions import Conflict, NotFound
-from google.cloud.bigquery import SchemaField
 
 from airflow_revcent.bigquery.destination import CustomersDestination
 from airflow_revcent.bigquery.fields import staging_schema
@@ -118,7 +117,8 @@ def test_the_run_staging_table_is_created_once_shaped_like_the_destination_and_e
     staging = RunStaging(dest, "k1")
     staging.open()
     table = client.get_table(str(TABLE.staging("k1")))
-    assert [f.name for f in table.schema] == [f.name for f in staging_schema(dest.schemas[TABLE], [c.name for c in dest.columns])]
+    wanted = staging_schema(dest.schemas[TABLE], [c.name for c in dest.columns])
+    assert [f.name for f in table.schema] == [f.name for f in wanted]
     assert table.expires is not None and table.expires - datetime.now(UTC) <= timedelta(days=1)
     again = RunStaging(dest, "k1")
     again.open()  # a retry keeps it: the same creation time
