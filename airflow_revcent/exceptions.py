@@ -107,3 +107,14 @@ class RevCentBigQueryPermanentError(RevCentBigQueryError):
 
 class RevCentDiskSpaceError(RevCentError):
     """The worker's disk cannot hold the run's files."""
+
+
+class RevCentStagingIncompleteError(RevCentError):
+    """The run cannot be applied yet: some windows have no valid marker in its staging (not read yet, read by an
+    attempt whose staging table was dropped since, or withheld after a count mismatch). Retried by Airflow: the
+    retry reads those windows."""
+
+
+class RevCentStagingLostError(RevCentBigQueryError):
+    """The run's staging table vanished while this attempt used it (a finished sibling attempt dropped it after
+    applying, or it expired). The attempt opens it again and reads its windows again."""

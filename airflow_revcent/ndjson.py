@@ -12,13 +12,14 @@ The writer also keeps an order-independent digest of the rows (their hashes summ
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -82,38 +83,40 @@ BYTES_PER_CUSTOMER_GUESS = 3600
 DISK_HEADROOM = 1.2
 
 
-def estimate_run_bytes(window_days: Sequence[float], totals: Mapping[int, int], *, rows: int,
-                       written: int) -> int:
-    """Bytes the whole run will write, from the windows' ``total_count`` as far as known.
+def estimate_open_bytes(totals: Mapping[int, int], rows: Mapping[int, int], *, per_item: float) -> int:
+    """Bytes the windows in flight will still write: each open window's ``total_count`` less the rows it
+    has written. Windows not opened yet are checked when they open; staged windows' files are gone.
 
-    Windows whose total is not known yet are assumed as dense, per day, as the known ones.
+    :param totals: open window index -> the API's ``total_count`` for it.
+    :param rows: open window index -> rows written for it so far.
+    :param per_item: bytes one item takes in the files.
+    """
+    return int(sum(max(0, total - rows.get(index, 0)) for index, total in totals.items()) * per_item)
 
-    :param window_days: each window's length in days.
-    :param totals: window index -> the API's ``total_count`` for it.
-    :param rows: customers written so far.
+
+def bytes_per_item(rows: int, written: int) -> float:
+    """Bytes one item takes in the files: measured once at least 100 were written, else the guess.
+
+    :param rows: items written so far.
     :param written: bytes written so far.
     """
-    per_customer = written / rows if rows >= 100 else BYTES_PER_CUSTOMER_GUESS
-    known_days = sum(window_days[i] for i in totals)
-    density = sum(totals.values()) / known_days if known_days else 0.0
-    customers = sum(totals.values()) + density * sum(d for i, d in enumerate(window_days) if i not in totals)
-    return int(customers * per_customer)
+    return written / rows if rows >= 100 else float(BYTES_PER_CUSTOMER_GUESS)
 
 
 def check_disk(directory: str | Path, *, needed: int, written: int) -> None:
     """Fail before the disk fills: the run still needs ``needed - written`` bytes (with headroom).
 
     :param directory: where the files go.
-    :param needed: the run's estimated total bytes.
-    :param written: bytes already written.
+    :param needed: the estimated total bytes of the files in flight.
+    :param written: bytes of them already written.
     """
     free = shutil.disk_usage(directory).free
     remaining = max(0, needed - written)
     if remaining * DISK_HEADROOM > free:
         raise RevCentDiskSpaceError(
             f"The run needs about {remaining * DISK_HEADROOM / 1e9:.2f} GB more in {directory} (estimated from the "
-            f"API's total_count) but only {free / 1e9:.2f} GB are free. Give the operator a tmp_dir on a larger "
-            "disk, or load the range in parts (date_start/date_end, or the full-refresh DAG's chunk_days)."
+            f"API's total_count of the windows being read) but only {free / 1e9:.2f} GB are free. Give the operator a "
+            "tmp_dir on a larger disk, or a smaller window_size (disk holds the windows in flight)."
         )
 
 
@@ -263,3 +266,77 @@ class NdjsonWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class WindowFiles:
+    """One :class:`NdjsonWriter` per window in flight: opened on the window's first row, closed (its files
+    removed) once the window is staged, so local disk holds only the windows being read.
+
+    :param suffix: metadata members from :func:`metadata_suffix`.
+    :param max_file_bytes: roll over to a new file past this size.
+    :param directory: where the writers' temp folders go (default: the system's temp folder).
+    :param created_field: the row's creation time (unix seconds), which fills ``_created_at``.
+    :param name: the files' name prefix (the resource's name).
+    """
+
+    def __init__(self, suffix: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, directory: str | None = None,
+                 created_field: str = "created_date_unix", name: str = "customers") -> None:
+        self._new: Callable[[], NdjsonWriter] = functools.partial(
+            NdjsonWriter, suffix, max_file_bytes=max_file_bytes, directory=directory, created_field=created_field,
+            name=name)
+        self.directory = Path(directory or tempfile.gettempdir())
+        self.open: dict[int, NdjsonWriter] = {}
+        self._closed_rows = 0
+        self._closed_bytes = 0
+        #: The most bytes the open windows' files held at once (checked at every batch and before staging).
+        self.peak_bytes = 0
+        #: The most windows open at once.
+        self.peak_windows = 0
+
+    def writer(self, index: int) -> NdjsonWriter:
+        """The writer of window ``index``, opened on first use."""
+        writer = self.open.get(index)
+        if writer is None:
+            writer = self.open[index] = self._new()
+            self.peak_windows = max(self.peak_windows, len(self.open))
+        return writer
+
+    @property
+    def rows(self) -> int:
+        """Rows written in all, windows staged included."""
+        return self._closed_rows + sum(w.rows for w in self.open.values())
+
+    @property
+    def bytes(self) -> int:
+        """Bytes written in all, windows staged included (a rewritten window counts once)."""
+        return self._closed_bytes + sum(w.bytes for w in self.open.values())
+
+    @property
+    def bytes_on_disk(self) -> int:
+        """Bytes the open windows' files hold now."""
+        return sum(w.bytes for w in self.open.values())
+
+    def note(self) -> None:
+        """Record the bytes on disk now in :attr:`peak_bytes`."""
+        self.peak_bytes = max(self.peak_bytes, self.bytes_on_disk)
+
+    def close(self, index: int) -> None:
+        """Close window ``index``'s writer and remove its files (the window is staged)."""
+        writer = self.open.pop(index, None)
+        if writer is not None:
+            self._closed_rows += writer.rows
+            self._closed_bytes += writer.bytes
+            writer.close()
+
+    def close_all(self) -> None:
+        for index in list(self.open):
+            writer = self.open.pop(index)
+            writer.close()
+
+    def __enter__(self) -> WindowFiles:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close_all()

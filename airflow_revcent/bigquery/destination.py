@@ -1,8 +1,8 @@
-"""The customers table in BigQuery: dataset and table set-up, staging load jobs, the applying transaction.
+"""A resource's table in BigQuery: dataset and table set-up (destination, history, lock) and their rules.
 
-Nothing here touches the destination until the one transaction at the end
-(:func:`~airflow_revcent.bigquery.statements.apply_script`), so a run that fails anywhere before it
-(extraction, upload, load job) or inside it leaves the destination as it was.
+Staging a run and applying it is :mod:`~airflow_revcent.bigquery.staging` (:class:`RunStaging`); the jobs
+both run go through one runner (:mod:`~airflow_revcent.bigquery.jobs`). Set-up only adds (datasets,
+tables, columns, the lock row): the destination's rows change only in the run's one transaction.
 
 What follows BigQuery's documented rules rather than the local server's leniency:
 
@@ -11,12 +11,9 @@ What follows BigQuery's documented rules rather than the local server's leniency
   ``SET rec = S.rec`` copies like onto like. NDJSON loads match fields by name, so the files need
   not know that order. The columns the pipeline writes are those the pipeline and the table both
   have; a value the table has no column for goes to ``_unknown_fields``.
-* **Attempts.** Every task attempt loads into its own staging table, under load job ids named by
-  the file's content: a retry never reattaches to an earlier attempt's loads (whose files held
-  other pages). The applying job's id is derived from the load's content and the destination's
-  creation time; a retry first looks for an earlier attempt's job (waits for it if still running,
-  and does not apply the load again if it succeeded), then runs its own under ids of its own, so
-  a run whose earlier attempts failed can always be retried once the cause is fixed.
+* **Attempts.** Staging belongs to the run, not to the attempt (see :mod:`~airflow_revcent.bigquery.staging`):
+  a retry reads only the windows no earlier attempt staged, and finds an applying job that already
+  committed instead of applying the run twice.
 * **Transient failures** of any API call (5xx, ``backendError``, ``rateLimitExceeded``, dropped
   connections) are retried with backoff by the client; a failed job whose reason is transient, or
   that lost to a concurrent writer ("Could not serialize access", "Transaction is aborted due to
@@ -43,16 +40,14 @@ What follows BigQuery's documented rules rather than the local server's leniency
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as google_exceptions
@@ -64,19 +59,16 @@ from airflow_revcent.bigquery.fields import (
     add_missing,
     diff_schema,
     from_schema_fields,
-    same_shape,
-    staging_schema,
     to_schema_fields,
     written_columns,
 )
 from airflow_revcent.bigquery.jobs import API_RETRY, JOB_ATTEMPTS, JobRunner
+from airflow_revcent.bigquery.staging import RunStaging
 from airflow_revcent.bigquery.statements import (
     CREATED_UNIX_COLUMN,
     adoption_fill_statement,
-    apply_script,
     lock_init_statement,
     orphan_ids_query,
-    partition_steps,
     unplaced_rows_query,
 )
 from airflow_revcent.bigquery.tables import LOCK_PREFIX, STAGING_PREFIX, TableRef
@@ -146,39 +138,6 @@ LOCK_SCHEMA = [
 ]
 
 
-@dataclass
-class ApplyResult:
-    """What loading one extraction into the destination did."""
-
-    job_ids: list[str] = field(default_factory=list)
-    rows_loaded: int = 0
-    rows_inserted: int | None = None
-    rows_updated: int | None = None
-    already_applied: bool = False
-    #: Statements of the transaction (one per step and table), for the summary.
-    steps: int = 0
-
-
-@dataclass(frozen=True)
-class Load:
-    """One extraction to apply.
-
-    :param files: newline-delimited JSON files whose rows match the written columns.
-    :param key: names the content (same content, run and destination: same key).
-    :param first_created: the earliest ``_created_at`` among the rows.
-    :param last_created: the latest.
-    :param attempt: the task's try number; each attempt stages its own rows.
-    :param run_id: the Airflow run, recorded on the lock row.
-    """
-
-    files: Sequence[Path]
-    key: str
-    first_created: datetime
-    last_created: datetime
-    attempt: int = 1
-    run_id: str | None = None
-
-
 class CustomersDestination:
     """The destination table and everything BigQuery does for one run.
 
@@ -236,11 +195,11 @@ class CustomersDestination:
         self.staging_expiration = staging_expiration
         self.history = history
         self._dataset_defaults: list[str] = []
-        self._schemas: dict[TableRef, list[SchemaField]] = {}
+        self.schemas: dict[TableRef, list[SchemaField]] = {}
         #: Rows of an adopted table that no bounded statement sees yet (filled by _adopt_rows).
         self._unplaced = 0
         #: partition_steps' limits for the destination's partitioning (see adoption.decide).
-        self._step_limits: dict[str, int] = {}
+        self.step_limits: dict[str, int] = {}
 
     # -- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -261,6 +220,24 @@ class CustomersDestination:
         self._settle_columns()
         self._keep_own_tables_from_expiring()
         self._drop_stale_staging()
+
+    def run_staging(self, run_key: str) -> RunStaging:
+        """The staging of one run into this destination (:class:`~airflow_revcent.bigquery.staging.RunStaging`).
+
+        :param run_key: names the run.
+        """
+        return RunStaging(self, run_key)
+
+    def inspect(self) -> None:
+        """What :meth:`prepare` learns, without changing anything: the dataset's location, the columns earlier
+        runs promoted, the tables' schemas and the columns this run writes. For a task that continues a run
+        another task prepared (the task group's window and apply tasks)."""
+        dataset = self.client.get_dataset(self.table.dataset_id, retry=API_RETRY)
+        self.location = dataset.location or DEFAULT_LOCATION
+        self._dataset_defaults = _expiration_defaults(dataset)
+        self._check_adoptable()
+        self.wanted_columns = with_promoted(self.wanted_columns, from_schema_fields(self._get_table(self.table).schema))
+        self._settle_columns()
 
     def _pii_tables(self) -> list[TableRef]:
         return [self.table] if self.history is None else [self.table, self.history]
@@ -306,7 +283,7 @@ class CustomersDestination:
                 if recorded == wanted:
                     break
                 table.description = description_with_policy(table.description, wanted)
-                if not self._update_table(table, ["description"]):
+                if not self.update_table(table, ["description"]):
                     continue  # changed concurrently: read it again
                 if diff.changed:
                     log.warning(
@@ -334,12 +311,12 @@ class CustomersDestination:
 
     def _settle_columns(self) -> None:
         """Write what the pipeline wants and the table (and history) really has, in the pipeline's terms."""
-        self._schemas = {self.table: self._get_table(self.table).schema}
+        self.schemas = {self.table: self._get_table(self.table).schema}
         if self.history is not None:
-            self._schemas[self.history] = self._get_table(self.history).schema
-        self._set_api_columns(written_columns(self.wanted_columns, self._schemas[self.table],
-                                              self._schemas.get(self.history) if self.history else None))
-        have = from_schema_fields(self._schemas[self.table])
+            self.schemas[self.history] = self._get_table(self.history).schema
+        self._set_api_columns(written_columns(self.wanted_columns, self.schemas[self.table],
+                                              self.schemas.get(self.history) if self.history else None))
+        have = from_schema_fields(self.schemas[self.table])
         lost = [c.name for c in METADATA_COLUMNS if find_column(have, c.name) is None]
         if lost:
             raise RevCentBigQueryPermanentError(
@@ -367,7 +344,7 @@ class CustomersDestination:
         except google_exceptions.NotFound:
             table = bigquery.Table(str(lock), schema=LOCK_SCHEMA)
             table.description = LOCK_DESCRIPTION
-            self._encrypt(table)
+            self.encrypt(table)
             self._create(lambda: self.client.create_table(table, exists_ok=True, retry=API_RETRY),
                          lambda: self.client.get_table(str(lock), retry=API_RETRY))
             self._clear_inherited_expiration(lock)
@@ -377,8 +354,8 @@ class CustomersDestination:
             # Ids of this set-up alone: the statement inserts only into an empty table, so repeating it is
             # safe, while one id for the table's life would reattach to its first success (and insert
             # nothing) once the row is deleted, and fail for good once that id's tries had failed.
-            self._run_job(f"revcent_lock_init_{self.job_prefix}{self._epoch(lock)}_{uuid.uuid4().hex[:12]}",
-                          lambda job_id: self._query(lock_init_statement(lock), job_id))
+            self.run_job(f"revcent_lock_init_{self.job_prefix}{self.epoch(lock)}_{uuid.uuid4().hex[:12]}",
+                          lambda job_id: self.query(lock_init_statement(lock), job_id))
 
     def _ensure_dataset(self) -> None:
         try:
@@ -450,7 +427,7 @@ class CustomersDestination:
                 return list(existing.schema)
             existing.schema = add_missing(existing.schema, schema)
             # The etag makes this a compare-and-set: a concurrent change answers 412 and we look again.
-            if not self._update_table(existing, ["schema"]):
+            if not self.update_table(existing, ["schema"]):
                 log.info("Table %s changed while its schema was being extended; reading it again", ref)
                 time.sleep(random.uniform(0.1, 1.0))  # noqa: S311 - jitter, not security
                 continue
@@ -461,18 +438,19 @@ class CustomersDestination:
             "Retry the task once other writers of the table are done."
         )
 
-    def _update_table(self, table: Any, fields: list[str]) -> bool:
+    def update_table(self, table: Any, fields: list[str]) -> bool:
         """Update a table's ``fields`` as a compare-and-set on its etag; ``False`` when a concurrent change won.
 
         BigQuery answers a stale etag with 412; the local BigQuery-API server answers the same race with 400
-        "Conflict on update" (its database's write conflict). Either way, read the table again and retry.
+        "Conflict on update" or "Failed to commit" (its database's write conflict). Either way, read the table
+        again and retry.
         """
         try:
             self.client.update_table(table, fields, retry=API_RETRY)
         except google_exceptions.PreconditionFailed:
             return False
         except google_exceptions.BadRequest as exc:
-            if "conflict on update" not in str(exc).lower():
+            if not any(m in str(exc).lower() for m in ("conflict on update", "failed to commit")):
                 raise
             return False
         return True
@@ -486,18 +464,18 @@ class CustomersDestination:
         clustering = [c for c in CLUSTERING_FIELDS if c in names][:4]
         table.clustering_fields = clustering or None
         table.description = description
-        self._encrypt(table)
+        self.encrypt(table)
         self._create(lambda: self.client.create_table(table, exists_ok=True, retry=API_RETRY),
                      lambda: self._get_table(ref))
         log.info("Created table %s (partitioned by DAY on %s, clustered by %s)", ref, partition,
                  ", ".join(clustering) or "nothing")
         self._clear_inherited_expiration(ref)
 
-    def _encrypt(self, table: Any) -> None:
+    def encrypt(self, table: Any) -> None:
         if self.kms_key_name:
             table.encryption_configuration = bigquery.EncryptionConfiguration(kms_key_name=self.kms_key_name)
 
-    def _query(self, sql: str, job_id: str | None = None) -> Any:
+    def query(self, sql: str, job_id: str | None = None) -> Any:
         """Every query the pipeline runs: labelled, in the dataset's location, retried on transient errors."""
         config = bigquery.QueryJobConfig(labels=self.labels)
         return self.client.query(sql, job_id=job_id, job_config=config, location=self.location, job_retry=None,
@@ -571,7 +549,7 @@ class CustomersDestination:
                 return
             fields = fields or ["expires"]
             try:
-                updated = self._update_table(table, fields)
+                updated = self.update_table(table, fields)
             except google_exceptions.GoogleAPICallError as exc:
                 raise RevCentBigQueryError(
                     f"Could not clear the expiration that dataset {ref.dataset_id}'s defaults put on table {ref}: "
@@ -609,9 +587,9 @@ class CustomersDestination:
         if verdict.warning:
             log.warning("%s", verdict.warning)
         if verdict.max_days_per_statement:
-            self._step_limits["max_days"] = verdict.max_days_per_statement
+            self.step_limits["max_days"] = verdict.max_days_per_statement
         if verdict.max_days_per_transaction:
-            self._step_limits["max_days_per_transaction"] = verdict.max_days_per_transaction
+            self.step_limits["max_days_per_transaction"] = verdict.max_days_per_transaction
         have = {f.name.lower(): f for f in table.schema}
         created = have.get(PARTITION_COLUMN)
         if created is not None and created.mode == "REQUIRED":
@@ -630,12 +608,12 @@ class CustomersDestination:
 
     def _count_unplaced(self, has_created_at: bool, has_created_unix: bool) -> tuple[int, int, list[str]]:
         sql = unplaced_rows_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix)
-        row = next(iter(self._query(sql).result(retry=API_RETRY)))
+        row = next(iter(self.query(sql).result(retry=API_RETRY)))
         unplaced, orphans = int(row["unplaced"] or 0), int(row["orphans"] or 0)
         examples: list[str] = []
         if orphans:
             sql = orphan_ids_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix)
-            examples = [str(r["id"]) for r in self._query(sql).result(retry=API_RETRY)]
+            examples = [str(r["id"]) for r in self.query(sql).result(retry=API_RETRY)]
         return unplaced, orphans, examples
 
     def _adopt_rows(self) -> None:
@@ -646,8 +624,8 @@ class CustomersDestination:
             return
         table = self._get_table(self.table)
         modified = int(table.modified.timestamp() * 1000) if table.modified else 0
-        base = f"revcent_adopt_{self.job_prefix}{self._epoch(self.table)}_{modified}_{self._unplaced}"
-        job = self._run_job(base, lambda job_id: self._query(adoption_fill_statement(self.table), job_id))
+        base = f"revcent_adopt_{self.job_prefix}{self.epoch(self.table)}_{modified}_{self._unplaced}"
+        job = self.run_job(base, lambda job_id: self.query(adoption_fill_statement(self.table), job_id))
         log.warning("Adopted %s rows of %s that another writer left without %s: filled it from %s (job %s)",
                     self._unplaced, self.table, PARTITION_COLUMN, CREATED_UNIX_COLUMN, job.job_id)
         # Rows another writer added meanwhile would be invisible to this run again: look once more.
@@ -674,114 +652,16 @@ class CustomersDestination:
                 self.client.delete_table(item.reference, not_found_ok=True, retry=API_RETRY)
                 log.info("Dropped stale staging table %s", item.table_id)
 
-    # -- load and apply -----------------------------------------------------------------------
-    def apply(self, load: Load) -> ApplyResult:
-        """Load NDJSON files into this attempt's staging table(s) and apply them in one transaction.
-
-        :param load: the files and what names them.
-        """
-        result = ApplyResult()
-        # The destination's creation time is part of the job's id: a table dropped and recreated since
-        # (a repair) gets the load again, while a retry against the same table is not applied twice.
-        apply_base = f"revcent_apply_{self.job_prefix}{load.key}_{self._epoch(self.table)}"
-        done = self._find_applied(apply_base, load.attempt)
-        if done is not None:
-            log.info("BigQuery job %s already applied this load; not applying it again", done.job_id)
-            result.job_ids.append(done.job_id)
-            result.already_applied = True
-            # What that job counted inside its transaction (an attempt killed after submitting it did not
-            # live to report them); a job from before the counts were part of the script has none.
-            self._read_counts(done, result)
-            # An attempt killed after submitting that job left its staging tables behind: nothing needs them now.
-            for attempt in range(1, load.attempt + 1):
-                for target in (self.table, self.history):
-                    if target is not None:
-                        self._drop(target.staging(f"{load.key}_a{attempt}"))
-            return result
-        steps = partition_steps(load.first_created, load.last_created, **self._step_limits)
-        names = [c.name for c in self.columns]
-        staging = self._stage(self.table, load, names, result)
-        history_staging = None
-        if self.history is not None:
-            history_schema = self._schemas[self.history]
-            history_staging = (staging if same_shape(self._schemas[self.table], history_schema, names)
-                               else self._stage(self.history, load, names, result))
-        try:
-            sql = apply_script(self.table, staging, names, steps, run_id=load.run_id, history=self.history,
-                               history_staging=history_staging)
-            job = self._run_job(f"{apply_base}_t{load.attempt}", lambda job_id: self._query(sql, job_id))
-            result.job_ids.append(job.job_id)
-            result.steps = len(steps)
-            self._read_counts(job, result)
-        finally:
-            for table in {staging, history_staging} - {None}:
-                assert table is not None
-                self._drop(table)
-        return result
-
-    @staticmethod
-    def _read_counts(job: Any, result: ApplyResult) -> None:
-        """The applying script's result row: inserted and updated, counted inside the transaction, so exact
-        whatever ran beside it."""
-        row = next(iter(job.result(retry=API_RETRY)), None)
-        # A bigquery Row's `in` looks at its values, not its field names.
-        if row is not None and {"inserted", "updated"} <= set(row.keys()):
-            result.rows_inserted, result.rows_updated = int(row["inserted"] or 0), int(row["updated"] or 0)
-
-    def _stage(self, target: TableRef, load: Load, names: Sequence[str], result: ApplyResult) -> TableRef:
-        """This attempt's staging table, shaped like ``target``, filled with the load's files."""
-        staging = target.staging(f"{load.key}_a{load.attempt}")
-        schema = staging_schema(self._schemas[target], names)
-        table = bigquery.Table(str(staging), schema=schema)
-        table.expires = datetime.now(UTC) + self.staging_expiration
-        self._encrypt(table)
-        self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
-        # exists_ok: a create whose answer was lost is retried by the client and answered 409; the table
-        # this attempt just made is the one it wants (the delete above cleared any earlier one).
-        self.client.create_table(table, exists_ok=True, retry=API_RETRY)
-        staged = self._epoch(staging)
-        for path in load.files:
-            # Named by what the file holds: the same attempt resubmitting a file reattaches; nothing else does.
-            digest = _file_digest(path)
-            job = self._run_job(f"revcent_load_{self.job_prefix}{staged}_{digest}",
-                                functools.partial(self._load, path, staging=staging, schema=schema))
-            result.job_ids.append(job.job_id)
-            result.rows_loaded += int(job.output_rows or 0) if target == self.table else 0
-        return staging
-
-    def _epoch(self, ref: TableRef) -> int:
+    def epoch(self, ref: TableRef) -> int:
         """The table's creation time in milliseconds (distinguishes a recreated table)."""
         created = self._get_table(ref).created
         return int(created.timestamp() * 1000) if created else 0
-
-    def _load(self, path: Path, job_id: str, *, staging: TableRef, schema: list[SchemaField]) -> Any:
-        config = bigquery.LoadJobConfig(
-            schema=schema,
-            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            write_disposition="WRITE_APPEND",
-            create_disposition="CREATE_NEVER",
-            max_bad_records=0,
-            labels=self.labels,
-        )
-        with path.open("rb") as handle:
-            return self.client.load_table_from_file(
-                handle, str(staging), job_id=job_id, job_config=config, location=self.location
-            )
-
-    def _drop(self, staging: TableRef) -> None:
-        try:
-            self.client.delete_table(str(staging), not_found_ok=True, retry=API_RETRY)
-        except google_exceptions.GoogleAPICallError as exc:
-            log.warning("Could not drop staging table %s (it expires by itself): %s", staging, exc)
-
-    def _get_job(self, job_id: str) -> Any | None:
-        return self.jobs.get(job_id)
 
     def _find_applied(self, base: str, attempt: int) -> Any | None:
         """An applying job of this or an earlier attempt that succeeded (see :meth:`JobRunner.find_applied`)."""
         return self.jobs.find_applied(base, attempt)
 
-    def _run_job(self, base: str, submit: Callable[[str], Any]) -> Any:
+    def run_job(self, base: str, submit: Callable[[str], Any]) -> Any:
         """Run a job under the first free deterministic id, retried as :meth:`JobRunner.run` says."""
         return self.jobs.run(base, submit)
 
@@ -883,11 +763,3 @@ def _inherited_expirations(table: Any, dataset: Any) -> tuple[bool, bool]:
     partition_inherited = bool(default_partition and partitioning is not None
                                and partitioning.expiration_ms == default_partition)
     return table_inherited, partition_inherited
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:32]

@@ -3,9 +3,14 @@
 The operator only composes: the resource comes from RevCent's OpenAPI document
 (:meth:`~airflow_revcent.hooks.revcent.RevCentHook.get_resource`), :mod:`~airflow_revcent.windows` plans
 the windows, :func:`~airflow_revcent.pipeline.extract` reads them through the hook and shapes each item
-(:mod:`~airflow_revcent.records`) into NDJSON files, and
-:class:`~airflow_revcent.bigquery.destination.CustomersDestination` loads and merges them.
+(:mod:`~airflow_revcent.records`) into each window's NDJSON files,
+:class:`~airflow_revcent.bigquery.destination.CustomersDestination` sets the tables up and
+:class:`~airflow_revcent.bigquery.staging.RunStaging` stages each window as it finishes and applies the run.
 :class:`~airflow_revcent.transfers.customers_to_bigquery.CustomersToBigQueryOperator` is its customers preset.
+
+A run is three phases (``execute`` runs them in one task; a task group runs them as tasks):
+:meth:`RevCentToBigQueryOperator.plan_run` (everything before reading), ``stage_windows`` (read and stage
+the windows no attempt staged yet) and ``apply_run`` (one transaction, then the staging is dropped).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -27,31 +33,39 @@ from airflow_revcent.api.responses import MAX_PAGE_SIZE
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
 from airflow_revcent.bigquery.destination import (
     DEFAULT_STAGING_EXPIRATION,
-    ApplyResult,
     CustomersDestination,
-    Load,
     job_labels,
     job_prefix,
     validate_labels,
 )
 from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
+from airflow_revcent.bigquery.staging import ApplyResult, RunStaging, WindowFacts
 from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.columns import Column
 from airflow_revcent.compat import failing_fast, has_retry_policies
-from airflow_revcent.drift import plan_promotions, promote
+from airflow_revcent.drift import Promotion, column_type, plan_promotions, promote
 from airflow_revcent.exceptions import (
     RevCentAuthError,
     RevCentBigQueryPermanentError,
     RevCentConfigError,
     RevCentDataError,
     RevCentRequestError,
+    RevCentStagingIncompleteError,
+    RevCentStagingLostError,
 )
 from airflow_revcent.filters import CustomerFilters, Filters, validate_filters
 from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.lineage import no_lineage, openlineage_facets, report_asset, static_asset
-from airflow_revcent.ndjson import DEFAULT_MAX_FILE_BYTES, NdjsonWriter, metadata_suffix, sweep_stale_dirs
+from airflow_revcent.ndjson import (
+    DEFAULT_MAX_FILE_BYTES,
+    NdjsonWriter,
+    WindowFiles,
+    metadata_suffix,
+    sweep_stale_dirs,
+)
+from airflow_revcent.paging import WindowStats
 from airflow_revcent.pii import PiiSettings, apply_pii, check_paths
-from airflow_revcent.pipeline import Extraction, extract, item_noun
+from airflow_revcent.pipeline import Extraction, WindowTally, extract, item_noun
 from airflow_revcent.records import InvalidPolicy, RecordConverter
 from airflow_revcent.resources import Resource
 from airflow_revcent.resources.descriptor import customers_resource
@@ -85,6 +99,77 @@ _DEPRECATED_REQUEST_ARGS = tuple(n for n in REQUEST_OPTION_NAMES if n != "connec
 _DEPRECATED_PII_ARGS = ("exclude_fields", "hash_fields", "hash_key_conn_id")
 #: The names that mean the customers resource (its path's last segment, its operationId).
 _CUSTOMERS = ("customers", "getcustomers")
+#: How many times one attempt opens its run's staging again after a sibling attempt dropped it.
+_STAGING_REOPENS = 2
+#: "now" for the run's key: the interval as asked for, before an end in the future is clipped.
+_NO_CLIP = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class RunPlan:
+    """One run as the phases share it: what it reads and where it stages.
+
+    The fields up to ``resource`` are small and JSON-able (:meth:`to_xcom`); the rest is what
+    :meth:`RevCentToBigQueryOperator.plan_run` or :meth:`~RevCentToBigQueryOperator.resume_plan` built in
+    this task (never passed between tasks).
+
+    :param run_key: names the run's staging (see :meth:`RevCentToBigQueryOperator.plan_run`).
+    :param interval: the run's interval.
+    :param read: the interval read (the lookback included).
+    :param windows: the windows of ``read``, by index.
+    :param destination: the destination table.
+    :param history: the history table, or ``None``.
+    :param staging: the run's staging table.
+    :param resource: the resource's name.
+    """
+
+    run_key: str
+    interval: Interval
+    read: Interval
+    windows: tuple[Window, ...]
+    destination: str
+    history: str | None
+    staging: str
+    resource: str
+    resolved: Resource | None = field(default=None, repr=False, compare=False)
+    filters: Any = field(default=None, repr=False, compare=False)
+    pii: PiiSettings | None = field(default=None, repr=False, compare=False)
+    target: CustomersDestination | None = field(default=None, repr=False, compare=False)
+    run_staging: RunStaging | None = field(default=None, repr=False, compare=False)
+    started: float = field(default=0.0, repr=False, compare=False)
+    extracted_at: datetime | None = field(default=None, repr=False, compare=False)
+
+    def to_xcom(self) -> dict[str, Any]:
+        """A small JSON-able dict: the run key, interval, read and window bounds, table names (no secrets)."""
+        return {
+            "run_key": self.run_key,
+            "interval": [self.interval.start, self.interval.end],
+            "read": [self.read.start, self.read.end],
+            "windows": [[w.start, w.end] for w in self.windows],
+            "destination": self.destination,
+            "history": self.history,
+            "staging": self.staging,
+            "resource": self.resource,
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> RunPlan:
+        """The plan :meth:`to_xcom` describes (nothing resolved yet).
+
+        :param data: what :meth:`to_xcom` returned.
+        """
+        try:
+            return cls(run_key=str(data["run_key"]), interval=Interval(*map(int, data["interval"])),
+                       read=Interval(*map(int, data["read"])),
+                       windows=tuple(Window(int(a), int(b)) for a, b in data["windows"]),
+                       destination=str(data["destination"]), history=data.get("history"),
+                       staging=str(data["staging"]), resource=str(data["resource"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RevCentConfigError(f"Not a run plan (RunPlan.to_xcom()): {data!r} ({exc}).") from None
+
+    @property
+    def bounds(self) -> list[tuple[int, int]]:
+        return [(w.start, w.end) for w in self.windows]
 
 
 def _choice(value: Any, name: str, policy: Any) -> Any:
@@ -269,6 +354,9 @@ class RevCentToBigQueryOperator(BaseOperator):
     )
     ui_color = "#e8f0fe"
     operator_extra_links = (BigQueryTableLink(), BigQueryJobLink())
+    #: Who owns the run's staging: this task unless set (a task group sets its group_id, so that its plan,
+    #: window and apply tasks share one run).
+    run_owner: str | None = None
 
     def __init__(
         self,
@@ -360,6 +448,10 @@ class RevCentToBigQueryOperator(BaseOperator):
         #: The resource once resolved from its document (execute).
         self.resolved_resource: Resource | None = None
         self._lineage: dict[str, Any] = {}
+        #: This attempt's read (for the summary): the windows' files, what the read found, the converter.
+        self._files: WindowFiles | None = None
+        self._extraction: Extraction | None = None
+        self._converter: RecordConverter | None = None
 
     @staticmethod
     def _request_options(options: RequestOptions | None, kwargs: dict[str, Any], operator: str) -> RequestOptions:
@@ -397,9 +489,17 @@ class RevCentToBigQueryOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with failing_fast(PERMANENT_ERRORS, enabled=self._fail_fast):
-            return self._execute(context)
+            plan = self.plan_run(context)
+            self.stage_windows(context, plan)
+            return self.apply_run(context, plan)
 
-    def _execute(self, context: Context) -> dict[str, Any]:
+    # -- the phases -------------------------------------------------------------------------------
+    def plan_run(self, context: Context) -> RunPlan:
+        """Everything before reading: the interval and lookback, the resource, filters and PII settings, the
+        destination set up, the windows, and the run's staging table opened.
+
+        :param context: the task's context.
+        """
         started = time.monotonic()
         extracted_at = datetime.now(UTC)
         interval = self.resolve_interval(context, now=extracted_at)
@@ -410,26 +510,175 @@ class RevCentToBigQueryOperator(BaseOperator):
         filters, pii = self._filters(resource), self._pii()
         destination = self._destination(apply_pii(resource.columns, pii), context, pii=pii)
         destination.prepare()
+        run_key = self._run_key(context, destination.table, resource, filters)
+        staging = destination.run_staging(run_key)
+        staging.open()
         self.log.info("Reading RevCent %s created in %s (read from %s): %d window(s) into %s", resource.name,
                       interval, read.start_iso, len(windows), destination.table)
-        converter = RecordConverter(destination.api_columns, on_invalid_record=self.on_invalid_record, pii=pii,
-                                    item=item_noun(resource).capitalize())
-        suffix = metadata_suffix(extracted_at=extracted_at, interval_start=interval.start,
-                                 interval_end=interval.end, run_id=context.get("run_id"))
-        sweep_stale_dirs(self.tmp_dir)
-        with NdjsonWriter(suffix, max_file_bytes=self.max_file_bytes, directory=self.tmp_dir,
-                          created_field=resource.created_field, name=resource.name) as writer:
-            extraction = extract(
-                self.revcent_hook, resource, windows, filters=filters, converter=converter, writer=writer,
-                page_size=self.page_size, skip_invalid=self.on_invalid_record == "keep",
-                fail_on_count_mismatch=self.on_count_mismatch == "fail", started=started, log=self.log)
-            extraction.promoted = self._promote(converter, destination, writer)
-            applied = self._load(context, destination, read, writer, resource)
-        summary = self._summary(interval=interval, read=read, windows=windows, destination=destination,
-                                writer=writer, converter=converter, extraction=extraction, applied=applied,
-                                started=started, resource=resource)
+        return RunPlan(run_key=run_key, interval=interval, read=read, windows=tuple(windows),
+                       destination=str(destination.table),
+                       history=None if destination.history is None else str(destination.history),
+                       staging=str(staging.table), resource=resource.name, resolved=resource, filters=filters,
+                       pii=pii, target=destination, run_staging=staging, started=started,
+                       extracted_at=extracted_at)
+
+    def resume_plan(self, context: Context, xcom: Mapping[str, Any]) -> RunPlan:
+        """Another task's plan (:meth:`RunPlan.to_xcom`), made usable here: the resource resolved again and the
+        destination's schema read, without changing anything in BigQuery.
+
+        :param context: the task's context.
+        :param xcom: what the planning task returned.
+        """
+        started = time.monotonic()
+        plan = RunPlan.from_xcom(xcom)
+        self.revcent_hook.check_connection()
+        resource = self.resolved_resource = self._resource()
+        filters, pii = self._filters(resource), self._pii()
+        destination = self._destination(apply_pii(resource.columns, pii), context, pii=pii)
+        if str(destination.table) != plan.destination:
+            raise RevCentConfigError(
+                f"destination_table={self.destination_table!r} is {destination.table}, but the run was planned for "
+                f"{plan.destination}: give the tasks of one run the same destination_table.")
+        destination.inspect()
+        staging = destination.run_staging(plan.run_key)
+        staging.attach()
+        plan.resolved, plan.filters, plan.pii, plan.target, plan.run_staging = (resource, filters, pii, destination,
+                                                                                staging)
+        plan.started, plan.extracted_at = started, datetime.now(UTC)
+        return plan
+
+    def stage_windows(self, context: Context, plan: RunPlan, indexes: Sequence[int] | None = None) -> dict[str, Any]:
+        """Read and stage the windows among ``indexes`` (all when ``None``) that no attempt staged yet.
+
+        :param context: the task's context.
+        :param plan: from :meth:`plan_run` or :meth:`resume_plan`.
+        :param indexes: window indexes of the run.
+        :return: ``{"windows_read", "windows_skipped", "rows", "requests"}``.
+        """
+        staging, wanted = self._staging(plan), self._indexes(plan, indexes)
+        if not staging.epoch:  # absent (expired, or dropped once another attempt applied the run)
+            staging.open()
+        for reopened in range(_STAGING_REOPENS + 1):
+            done = staging.marks(plan.bounds)
+            todo = [i for i in wanted if i not in done]
+            if len(todo) < len(wanted):
+                self.log.info("%d of %d window(s) were staged by an earlier attempt of this run; reading the "
+                              "other %d", len(wanted) - len(todo), len(wanted), len(todo))
+            if not todo:
+                break
+            try:
+                self._read_windows(context, plan, todo)
+                break
+            except RevCentStagingLostError:
+                if reopened == _STAGING_REOPENS:
+                    raise
+                self.log.warning("The staging table %s was dropped while this attempt loaded into it; opening it "
+                                 "again and reading the run's windows again", staging.table)
+                staging.open()
+        files = self._files
+        return {"windows_read": len(todo), "windows_skipped": len(wanted) - len(todo),
+                "rows": files.rows if files is not None else 0, "requests": self.revcent_hook.requests_sent}
+
+    def apply_run(self, context: Context, plan: RunPlan) -> dict[str, Any]:
+        """Apply the run in one transaction once every window is staged, drop its staging, and summarise.
+
+        :param context: the task's context.
+        :param plan: from :meth:`plan_run` or :meth:`resume_plan`.
+        :return: the XCom summary.
+        :raises RevCentStagingIncompleteError: windows without a valid marker (retried: the retry reads them).
+        """
+        staging, destination = self._staging(plan), plan.target
+        assert destination is not None
+        if not staging.epoch:
+            staging.attach()
+        facts = staging.marks(plan.bounds)
+        missing = [i for i in range(len(plan.windows)) if i not in facts]
+        if missing:
+            shown = ", ".join(f"{i} {plan.windows[i]}" for i in missing[:5])
+            raise RevCentStagingIncompleteError(
+                f"{len(missing)} of {len(plan.windows)} window(s) of this run are not staged in {staging.table}: "
+                f"{shown}{' and more' if len(missing) > 5 else ''}. Nothing was applied to {destination.table}. "
+                "Retry: the retry reads those windows (and only those).")
+        resource = plan.resolved or customers_resource()
+        ti = context.get("ti")
+        applied_from = time.monotonic()
+        rows = sum(f.rows for f in facts.values())
+        if not rows:
+            self.log.info("No %s were created in %s: nothing to load.", resource.name, plan.read)
+        try:
+            applied = staging.apply(facts, attempt=int(getattr(ti, "try_number", None) or 1),
+                                    run_id=context.get("run_id"))
+        finally:
+            job = destination.current_job
+            if job is not None:  # for the job link, also when the job failed
+                self.last_job = (job.project, destination.location or "US", job.job_id)
+        staging.drop()
+        summary = self._summary(plan, facts, applied, applied_from=applied_from)
         self._report_asset(context, destination.table, summary)
         return summary
+
+    def _staging(self, plan: RunPlan) -> RunStaging:
+        if plan.run_staging is None or plan.target is None:
+            raise RevCentConfigError("The run plan is not resolved in this task: pass it through plan_run or "
+                                     "resume_plan first.")
+        return plan.run_staging
+
+    @staticmethod
+    def _indexes(plan: RunPlan, indexes: Sequence[int] | None) -> list[int]:
+        if indexes is None:
+            return list(range(len(plan.windows)))
+        bad = [i for i in indexes if not isinstance(i, int) or not 0 <= i < len(plan.windows)]
+        if bad:
+            raise RevCentConfigError(f"indexes={list(indexes)!r}: {bad!r} are not windows of this run (it has "
+                                     f"{len(plan.windows)}, indexes 0 to {len(plan.windows) - 1}).")
+        return sorted(set(indexes))
+
+    def _read_windows(self, context: Context, plan: RunPlan, todo: Sequence[int]) -> None:
+        """Read the windows ``todo``, staging each as it finishes (its files removed at once)."""
+        destination, staging = plan.target, self._staging(plan)
+        assert destination is not None
+        assert plan.resolved is not None
+        assert plan.extracted_at is not None
+        resource = plan.resolved
+        converter = self._converter = RecordConverter(
+            destination.api_columns, on_invalid_record=self.on_invalid_record, pii=plan.pii,
+            item=item_noun(resource).capitalize())
+        suffix = metadata_suffix(extracted_at=plan.extracted_at, interval_start=plan.interval.start,
+                                 interval_end=plan.interval.end, run_id=context.get("run_id"))
+        promoted: dict[str, Promotion] = {}
+        fail = self.on_count_mismatch == "fail"
+
+        def before_stage(writer: NdjsonWriter) -> None:
+            self._promote(converter, destination, staging, writer, promoted)
+
+        def stage(index: int, files: Sequence[Any], tally: WindowTally, stats: WindowStats, reconciled: bool) -> None:
+            window = plan.windows[index]
+            staging.stage_window(files, WindowFacts(
+                index=index, start=window.start, end=window.end, rows=tally.rows, skipped=stats.skipped,
+                distinct=stats.distinct, total_count=stats.total_count, created_min=tally.created_min,
+                created_max=tally.created_max, digest=tally.hexdigest[:32]), mark=reconciled)
+
+        sweep_stale_dirs(self.tmp_dir)
+        with WindowFiles(suffix, max_file_bytes=self.max_file_bytes, directory=self.tmp_dir,
+                         created_field=resource.created_field, name=resource.name) as files:
+            self._files = files
+            self._extraction = extract(
+                self.revcent_hook, resource, [plan.windows[i] for i in todo], filters=plan.filters,
+                converter=converter, files=files, stage=stage, before_stage=before_stage, indexes=todo,
+                total=len(plan.windows), page_size=self.page_size, skip_invalid=self.on_invalid_record == "keep",
+                fail_on_count_mismatch=fail, started=plan.started, log=self.log)
+        self._extraction.promoted = {p.path: p.type for p in promoted.values()}
+
+    def _run_key(self, context: Context, table: TableRef, resource: Resource, filters: Any) -> str:
+        """Names the run's staging: the destination, DAG, run, owner (this task, or the task group), map index,
+        resource, the interval read as asked for (an end in the future not yet clipped, so a retry later in the
+        day finds it) and the filters. Anything else (another run, other filters) stages apart."""
+        ti = context.get("ti")
+        requested = with_lookback(self.resolve_interval(context, now=_NO_CLIP), self._lookback())
+        owner = self.run_owner or getattr(ti, "task_id", None) or self.task_id
+        parts = [str(table), str(getattr(ti, "dag_id", "") or ""), str(context.get("run_id")), str(owner),
+                 str(getattr(ti, "map_index", -1)), resource.path, str(requested), repr(filters.to_params())]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     def _resource(self) -> Resource:
         """The resource to land. Customers without a configured document (no ``openapi_spec``, argument or
@@ -450,46 +699,61 @@ class RevCentToBigQueryOperator(BaseOperator):
         """``window_size``, lowered to the operation's maximum range (its request, guards included, within it)."""
         return min(self.window_size, resource.max_window - timedelta(seconds=2 * GUARD_SECONDS))
 
-    def _summary(self, *, interval: Interval, read: Interval, windows: Sequence[Window],
-                 destination: CustomersDestination, writer: NdjsonWriter, converter: RecordConverter,
-                 extraction: Extraction, applied: ApplyResult, started: float, resource: Resource) -> dict[str, Any]:
-        """The XCom summary (small, no secrets), and the run's closing log lines."""
-        unknown = {p: n for p, n in sorted(converter.unknown_paths.items()) if p not in extraction.promoted}
+    def _summary(self, plan: RunPlan, facts: Mapping[int, WindowFacts], applied: ApplyResult, *,
+                 applied_from: float) -> dict[str, Any]:
+        """The XCom summary (small, no secrets), and the run's closing log lines. What the run read comes from
+        the windows' markers, so an attempt that resumed reports the whole run; requests, repairs and unknown
+        fields are this attempt's."""
+        destination = plan.target
+        assert destination is not None
+        resource = plan.resolved or customers_resource()
+        extraction = self._extraction or Extraction()
+        converter = self._converter
+        unknown_paths = converter.unknown_paths if converter is not None else {}
+        unknown = {p: n for p, n in sorted(unknown_paths.items()) if p not in extraction.promoted}
         if unknown:
             self.log.warning("Fields the spec does not describe were kept in _unknown_fields: %s",
                              ", ".join(f"{p} ({n})" for p, n in unknown.items()))
-        seconds = time.monotonic() - started
+        now = time.monotonic()
+        seconds = now - plan.started
+        rows = sum(f.rows for f in facts.values())
         self._lineage = {"base_url": self.revcent_hook.settings.base_url, "table": destination.table,
-                         "rows": writer.rows, "columns": destination.columns, "resource": resource.path}
+                         "rows": rows, "columns": destination.columns, "resource": resource.path}
         hook = self.revcent_hook
         changed = (None if applied.rows_inserted is None or applied.rows_updated is None
                    else applied.rows_inserted + applied.rows_updated)
+        mismatches = [
+            f"window {Window(f.start, f.end)}: the API's total_count is {f.total_count} but {f.distinct} distinct "
+            f"{resource.name} were read" for _, f in sorted(facts.items())
+            if f.total_count is not None and f.distinct != f.total_count]
+        extract_seconds = max(0.0, applied_from - plan.started)
         summary = {
             "resource": resource.name,
             "destination": str(destination.table),
-            "interval_start": interval.start_iso,
-            "interval_end": interval.end_iso,
-            "read_start": read.start_iso,
-            "windows": len(windows),
+            "interval_start": plan.interval.start_iso,
+            "interval_end": plan.interval.end_iso,
+            "read_start": plan.read.start_iso,
+            "windows": len(plan.windows),
             "requests": hook.requests_sent,
             "retries": hook.retries,
             "throttled": hook.throttled,
-            "records_loaded": writer.rows,
+            "records_loaded": rows,
             "rows_inserted": applied.rows_inserted,
             "rows_updated": applied.rows_updated,
             # Read but not written: the same content as stored, or a stored version read later than this one.
-            "rows_unchanged": None if changed is None else max(0, writer.rows - changed),
+            "rows_unchanged": None if changed is None else max(0, rows - changed),
             "already_applied": applied.already_applied,
             "bigquery_job_ids": applied.job_ids,
-            "skipped_records": extraction.skipped,
-            "count_mismatches": extraction.mismatches,
+            "skipped_records": sum(f.skipped for f in facts.values()),
+            "count_mismatches": mismatches,
             "unknown_fields": unknown,
             "replaced_surrogates": len(extraction.replaced_surrogates),
-            "rounded_numbers": converter.rounded_numbers,
+            "rounded_numbers": converter.rounded_numbers if converter is not None else 0,
             "promoted_fields": extraction.promoted,
-            "extract_seconds": round(extraction.seconds, 3),
-            "load_seconds": round(seconds - extraction.seconds, 3),
+            "extract_seconds": round(extract_seconds, 3),
+            "load_seconds": round(seconds - extract_seconds, 3),
             "seconds": round(seconds, 3),
+            "peak_disk_bytes": self._files.peak_bytes if self._files is not None else 0,
         }
         for line in closing_lines(summary):
             self.log.info("%s", line)
@@ -563,47 +827,25 @@ class RevCentToBigQueryOperator(BaseOperator):
             resource_name=resource.name, resource_path=resource.path)
         return self._active_destination
 
-    def _promote(self, converter: RecordConverter, destination: CustomersDestination,
-                 writer: NdjsonWriter) -> dict[str, str]:
+    def _promote(self, converter: RecordConverter, destination: CustomersDestination, staging: RunStaging,
+                 writer: NdjsonWriter, promoted: dict[str, Promotion]) -> None:
+        """Before a window is staged: promote the unknown fields seen so far (cumulatively: the destination and
+        the run's staging table get the new columns), and rewrite the window's files with every promotion whose
+        type still fits what was seen (a path that turned out mixed stays in ``_unknown_fields``)."""
         if not self.promote_unknown_fields or not converter.unknown_kinds:
-            return {}
-        promotions = plan_promotions(converter.unknown_kinds, destination.api_columns)
-        if not promotions:
-            return {}
-        promotions = destination.add_api_columns(promotions)
-        if not promotions:
-            return {}
-        writer.rewrite(lambda row: promote(row, promotions))
-        self.log.warning("Promoted fields the spec does not describe to columns of %s: %s", destination.table,
-                         ", ".join(f"{p.path} {p.type}" for p in promotions))
-        return {p.path: p.type for p in promotions}
-
-    def _load(self, context: Context, destination: CustomersDestination, read: Interval,
-              writer: NdjsonWriter, resource: Resource) -> ApplyResult:
-        if not writer.rows:
-            self.log.info("No %s were created in %s: nothing to load.", resource.name, read)
-            return ApplyResult(rows_inserted=0, rows_updated=0)
-        assert writer.created_min is not None
-        assert writer.created_max is not None
-        ti = context.get("ti")
-        try:
-            return destination.apply(Load(
-                files=writer.flush(), key=self._load_key(context, destination.table, read, writer),
-                first_created=datetime.fromtimestamp(writer.created_min, UTC),
-                last_created=datetime.fromtimestamp(writer.created_max, UTC),
-                attempt=int(getattr(ti, "try_number", None) or 1), run_id=context.get("run_id"),
-            ))
-        finally:
-            job = destination.current_job
-            if job is not None:  # for the job link, also when the job failed
-                self.last_job = (job.project, destination.location or "US", job.job_id)
-
-    def _load_key(self, context: Context, table: TableRef, interval: Interval, writer: NdjsonWriter) -> str:
-        """Names this load: same run, destination, interval and content give the same BigQuery job ids."""
-        ti = context.get("ti")
-        parts = [str(table), str(interval), str(context.get("run_id")), getattr(ti, "dag_id", ""),
-                 getattr(ti, "task_id", ""), str(getattr(ti, "map_index", -1)), writer.digest, str(writer.rows)]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+            return
+        planned = [p for p in plan_promotions(converter.unknown_kinds, destination.api_columns)
+                   if p.path not in promoted]
+        if planned:
+            added = destination.add_api_columns(planned)
+            if added:
+                staging.extend()
+                self.log.warning("Promoted fields the spec does not describe to columns of %s: %s",
+                                 destination.table, ", ".join(f"{p.path} {p.type}" for p in added))
+            promoted.update({p.path: p for p in added})
+        active = [p for p in promoted.values() if column_type(converter.unknown_kinds.get(p.path, ())) == p.type]
+        if active and writer.rows:
+            writer.rewrite(lambda row: promote(row, active))
 
     # -- Airflow integration --------------------------------------------------------------------
     def _report_asset(self, context: Context, table: TableRef, summary: dict[str, Any]) -> None:

@@ -7,15 +7,17 @@ from collections import namedtuple
 import pytest
 
 from airflow_revcent.exceptions import RevCentDiskSpaceError
-from airflow_revcent.ndjson import BYTES_PER_CUSTOMER_GUESS, check_disk, estimate_run_bytes
+from airflow_revcent.ndjson import BYTES_PER_CUSTOMER_GUESS, bytes_per_item, check_disk, estimate_open_bytes
 
 
-def test_unknown_windows_are_assumed_as_dense_as_the_known_ones():
-    # 3 windows of 10 days; the first holds 1,000 customers: the run holds about 3,000.
-    assert estimate_run_bytes([10, 10, 10], {0: 1000}, rows=0, written=0) == 3000 * BYTES_PER_CUSTOMER_GUESS
-    # Once customers were written, their real size replaces the guess.
-    assert estimate_run_bytes([10, 10], {0: 100, 1: 300}, rows=200, written=200 * 1000) == 400 * 1000
-    assert estimate_run_bytes([10], {}, rows=0, written=0) == 0
+def test_the_estimate_covers_the_windows_in_flight_not_the_whole_run():
+    # Two windows open: 1,000 and 300 items, 200 and 0 written; windows staged or not opened count nothing.
+    assert estimate_open_bytes({0: 1000, 1: 300}, {0: 200}, per_item=1000) == 1100 * 1000
+    assert estimate_open_bytes({}, {}, per_item=1000) == 0
+    assert estimate_open_bytes({0: 10}, {0: 12}, per_item=1000) == 0  # more read than counted: nothing left
+    # The guess until 100 items were written, then their real size.
+    assert bytes_per_item(50, 50 * 1000) == BYTES_PER_CUSTOMER_GUESS
+    assert bytes_per_item(200, 200 * 1000) == 1000
 
 
 def test_a_run_the_disk_cannot_hold_fails_naming_the_sizes_and_the_fix(monkeypatch, tmp_path):

@@ -160,3 +160,25 @@ def test_a_reader_is_reusable_and_clears_its_cancellation_when_a_read_starts():
     assert len(list(one.read(WINDOWS[:1]))) == 1
     assert len(list(one.read(WINDOWS[1:2]))) == 1
     assert one.first_page == 1
+
+
+def test_windows_finish_in_order_and_at_most_max_concurrency_are_open_at_once():
+    # Eight windows of 9 items (5 pages of 2): earlier windows' pages go first, so a window finishes before
+    # later ones open and a failure late in a run leaves most windows done (issue 19: resume, bounded disk).
+    windows = [Window(i * DAY, (i + 1) * DAY) for i in range(8)]
+
+    def fetch(window: Window, page: int) -> CustomersPage:
+        time.sleep(0.002 * (page % 3))  # pages come back out of order
+        found = [{"id": f"c{window.start}-{i}", "created_date_unix": window.start + i} for i in range(9)]
+        return CustomersPage(page, 9, 5, found[(page - 1) * PAGE_SIZE: page * PAGE_SIZE])
+
+    opened: set[int] = set()
+    finished: list[int] = []
+    most_open = 0
+    for batch in ConcurrentReader(fetch, max_concurrency=3, stall_seconds=60.0, page_size=PAGE_SIZE).read(windows):
+        opened.add(batch.index)
+        most_open = max(most_open, len(opened - set(finished)))
+        if batch.finished:
+            finished.append(batch.index)
+    assert sorted(finished) == list(range(8))
+    assert most_open <= 3  # a window opens only once every earlier window's pages are sent

@@ -228,7 +228,7 @@ def test_find_applied_finds_an_earlier_attempts_successful_job_past_its_failed_o
 def test_the_destination_delegates_to_its_runner():
     client = FakeClient(None)
     destination = CustomersDestination(client, TableRef("p", "d", "t"), ())  # type: ignore[arg-type]  # a fake client
-    job = destination._run_job("b", client.submit)
+    job = destination.run_job("b", client.submit)
     assert destination.current_job is job and destination.jobs.current is job
     assert destination._find_applied("x", 1) is None
 

@@ -26,7 +26,7 @@ def test_each_set_up_of_an_empty_lock_table_runs_a_job_of_its_own_named_by_dag_a
         monkeypatch: pytest.MonkeyPatch) -> None:
     destination = CustomersDestination(cast("Any", _Client()), TableRef("p", "d", "t"), (), job_prefix="dag__task_")
     bases: list[str] = []
-    monkeypatch.setattr(destination, "_run_job", lambda base, submit: bases.append(base))
+    monkeypatch.setattr(destination, "run_job", lambda base, submit: bases.append(base))
     destination._ensure_lock()
     destination._ensure_lock()
     # One id for the table's life would reattach to its first success (inserting nothing once the row

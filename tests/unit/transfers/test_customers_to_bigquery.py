@@ -159,19 +159,65 @@ class FakeHook:
 class FakeDestination:
     def __init__(self, calls: list[str], api_columns, table):
         self.calls, self.api_columns, self.table = calls, api_columns, table
-        self.columns, self.location, self.current_job = api_columns, "US", None
+        self.columns, self.location, self.current_job, self.history = api_columns, "US", None, None
         self.loads: list[tuple[Any, list[str]]] = []
+        self.staging: FakeStaging | None = None
 
     def prepare(self):
         self.calls.append("prepare")
 
-    def apply(self, load):
-        from airflow_revcent.bigquery.destination import ApplyResult
+    def run_staging(self, run_key):
+        self.staging = FakeStaging(self, run_key)
+        return self.staging
 
-        rows = [line for path in load.files for line in path.read_text().splitlines()]
-        self.loads.append((load, rows))
-        self.calls.append(f"apply({len(rows)} rows, attempt={load.attempt})")
-        return ApplyResult(job_ids=["job-1"], rows_loaded=len(rows), rows_inserted=len(rows), rows_updated=0)
+    def apply(self, load):
+        from airflow_revcent.bigquery.staging import ApplyResult
+
+        self.loads.append((load, load.rows))
+        self.calls.append(f"apply({len(load.rows)} rows, attempt={load.attempt})")
+        return ApplyResult(job_ids=["job-1"], rows_loaded=len(load.rows), rows_inserted=len(load.rows),
+                           rows_updated=0)
+
+
+class FakeStaging:
+    """The run's staging: records each window staged (its rows) and marked; apply hands the rows to the
+    destination's ``apply``."""
+
+    def __init__(self, destination: FakeDestination, run_key: str):
+        from airflow_revcent.bigquery.tables import TableRef
+
+        self.destination, self.run_key, self.epoch = destination, run_key, 1
+        self.table = TableRef("p", "ds", f"_revcent_staging_t_{run_key}")
+        self.facts: dict[int, Any] = {}
+        self.rows: list[str] = []
+
+    def open(self):
+        self.destination.calls.append("open_staging")
+
+    def attach(self):
+        pass
+
+    def marks(self, bounds=None):
+        return dict(self.facts)
+
+    def stage_window(self, files, facts, *, mark=True):
+        rows = [line for path in files for line in path.read_text().splitlines()]
+        self.rows += rows
+        self.destination.calls.append(f"stage(window {facts.index}, {len(rows)} rows{'' if mark else ', unmarked'})")
+        if mark:
+            self.facts[facts.index] = facts
+        return facts
+
+    def apply(self, facts, *, attempt=1, run_id=None):
+        from datetime import UTC, datetime
+        from types import SimpleNamespace
+
+        first = min((f.created_min for f in facts.values() if f.created_min is not None), default=0)
+        return self.destination.apply(SimpleNamespace(rows=self.rows, attempt=attempt,
+                                                      first_created=datetime.fromtimestamp(first, UTC)))
+
+    def drop(self):
+        self.destination.calls.append("drop_staging")
 
 
 def _customer(n: int, created: int) -> dict:
@@ -205,8 +251,10 @@ def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkey
 
     monkeypatch.setattr(op, "_destination", destination)
     summary = op.execute({"run_id": "manual__1"})
-    assert calls == ["check_connection", "destination", "prepare",
-                     "iter_pages(2 windows, page_size=25, skip_invalid=False)", "apply(6 rows, attempt=1)"]
+    # Each window is staged as soon as it is read; the run is applied once, then its staging dropped.
+    assert calls == ["check_connection", "destination", "prepare", "open_staging",
+                     "iter_pages(2 windows, page_size=25, skip_invalid=False)", "stage(window 0, 3 rows)",
+                     "stage(window 1, 3 rows)", "apply(6 rows, attempt=1)", "drop_staging"]
     [(load, rows)] = destinations[0].loads
     assert all('"email"' not in row for row in rows)  # excluded before it left the worker
     assert load.first_created.isoformat() == "2026-01-01T00:00:00+00:00"
@@ -241,6 +289,8 @@ def test_a_count_mismatch_with_fail_loads_nothing(tmp_path, monkeypatch):
     with pytest.raises(RevCentCountMismatchError, match="total_count is 2 but 1 distinct"):
         op.execute({"run_id": "r"})
     assert fake.loads == [] and not any(c.startswith("apply") for c in calls)
+    # Its rows were staged, but the window is not marked done: a retry reads it again.
+    assert "stage(window 0, 1 rows, unmarked)" in calls and fake.staging is not None and not fake.staging.facts
 
 
 class LogRecorder:
@@ -305,7 +355,7 @@ def test_a_run_logs_its_windows_and_closing_lines_with_the_hooks_counts(tmp_path
         return fake
 
     def apply(load):
-        from airflow_revcent.bigquery.destination import ApplyResult
+        from airflow_revcent.bigquery.staging import ApplyResult
 
         return ApplyResult(job_ids=["revcent_load_1", "revcent_apply_2"], rows_loaded=5, rows_inserted=2,
                            rows_updated=1)

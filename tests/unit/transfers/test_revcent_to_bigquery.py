@@ -30,7 +30,16 @@ class DocumentHook(FakeHook):
         yield from self.batches(windows)
 
 
-def _run(tmp_path, monkeypatch, resource, *, batches=lambda windows: iter(()), **kwargs):
+def _empty(windows):
+    """Every window read and empty (the reader ends each window with a finished batch)."""
+    from airflow_revcent.api.reader import WindowBatch
+    from airflow_revcent.paging import WindowStats
+
+    for index, window in enumerate(windows):
+        yield WindowBatch(index, window, [], finished=WindowStats(window, requests=1, total_count=0))
+
+
+def _run(tmp_path, monkeypatch, resource, *, batches=_empty, **kwargs):
     from airflow_revcent.bigquery.tables import TableRef
 
     calls: list[str] = []
