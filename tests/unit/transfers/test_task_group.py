@@ -55,8 +55,8 @@ def test_the_group_is_plan_then_mapped_windows_then_apply():
     assert plan.downstream_task_ids == {"history.windows", "history.apply"}
     assert windows.downstream_task_ids == {"history.apply"}
     assert apply.upstream_task_ids == {"history.plan", "history.windows"}
-    # No windows (the mapped task skipped) still applies: nothing, and the staging is dropped.
-    assert apply.trigger_rule == "none_failed"
+    # No windows (the mapped task skipped) still applies, nothing; a plan skipped by a branch skips apply.
+    assert apply.trigger_rule == "none_failed_min_one_success"
 
 
 def test_every_task_renders_the_same_arguments_and_owns_the_run_as_the_group():
@@ -269,3 +269,23 @@ def test_apply_without_the_plan_xcom_says_where_it_comes_from():
     apply.run_plan = None
     with pytest.raises(RevCentConfigError, match=r"history\.apply: run_plan=NoneType is not the plan task.s XCom"):
         apply.execute(_ctx(SimpleNamespace()))
+
+
+def test_the_full_history_sample_runs_the_chosen_resource_group_only():
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1 and 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]  # 3.3 moved it
+    from pathlib import Path
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[3] / "dags" / "revcent_full_history.py"))
+    assert not bag.import_errors
+    dag = bag.dags["revcent_full_history"]
+    assert dag.params["resource"] == "customers" and dag.params["until"] is None
+    for resource in ("customers", "sales", "transactions"):
+        plan = dag.get_task(f"{resource}_history.plan")
+        assert plan.upstream_task_ids == {"pick"} and plan.resource == resource
+        assert plan.destination_table.endswith(f".{resource}")
+    pick = dag.get_task("pick")
+    chosen = pick.python_callable(params={"resource": "sales"})
+    assert chosen == "sales_history.plan" and chosen in dag.task_dict
