@@ -239,8 +239,9 @@ class RevCentToBigQueryTaskGroup(TaskGroup):
             ).expand(window=self.plan.output)
             self.apply = RevCentApplyOperator(
                 task_id="apply", pool=apply_pool or DEFAULT_POOL, run_plan=plan_xcom,
-                # A plan with no windows skips the mapped task; apply still runs (and applies nothing).
-                trigger_rule="none_failed",
+                # A plan with no windows skips the mapped task: apply still runs (and applies nothing); a skipped
+                # plan (a branch not taken) skips it.
+                trigger_rule="none_failed_min_one_success",
                 **({} if outlets is None else {"outlets": outlets}), **common,
             )
             self.windows >> self.apply
