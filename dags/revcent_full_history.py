@@ -23,7 +23,6 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-
 from revcent_pii import CUSTOMERS_PII  # the PII settings every sample DAG shares (dags/revcent_pii.py)
 
 from airflow_revcent import api_pool
