@@ -56,13 +56,11 @@ def check_map_length(count: int, *, limit: int | None = None) -> None:
         )
 
 
-class _GroupTaskMixin:
-    """What the three tasks share: the run owner is the group, so they all name the same staging."""
-
-    def _own_run(self, run_owner: str) -> None:
-        if not isinstance(run_owner, str) or not run_owner:
-            raise RevCentConfigError(f"run_owner={run_owner!r} must be the task group's id.")
-        self.run_owner = run_owner
+def _owner(run_owner: str) -> str:
+    """The run owner the three tasks share (the group's id), so they all name the same staging."""
+    if not isinstance(run_owner, str) or not run_owner:
+        raise RevCentConfigError(f"run_owner={run_owner!r} must be the task group's id.")
+    return run_owner
 
 
 def _plan_xcom(value: Any, task_id: str) -> Mapping[str, Any]:
@@ -75,7 +73,7 @@ def _plan_xcom(value: Any, task_id: str) -> Mapping[str, Any]:
     return value
 
 
-class RevCentPlanOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
+class RevCentPlanOperator(RevCentToBigQueryOperator):
     """The group's ``plan`` task: renders and validates the arguments, prepares the destination, opens
     the run's staging and splits the interval into windows. Pushes ``RunPlan.to_xcom()`` under the
     key ``plan`` and returns the window list the ``windows`` task is mapped over.
@@ -85,7 +83,7 @@ class RevCentPlanOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
 
     def __init__(self, *, run_owner: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._own_run(run_owner)
+        self.run_owner = _owner(run_owner)
 
     def execute(self, context: Context) -> list[dict[str, int]]:  # type: ignore[override]  # the window list
         with failing_fast(PERMANENT_ERRORS, enabled=self._fail_fast):
@@ -97,7 +95,7 @@ class RevCentPlanOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
                           PLAN_KEY)
             return items
 
-class RevCentWindowOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
+class RevCentWindowOperator(RevCentToBigQueryOperator):
     """The group's mapped ``windows`` task: reads and stages one window of the plan (nothing if an
     earlier attempt already marked it done). Returns the window's counts.
 
@@ -110,7 +108,7 @@ class RevCentWindowOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
 
     def __init__(self, *, run_plan: Any, window: Mapping[str, Any], run_owner: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._own_run(run_owner)
+        self.run_owner = _owner(run_owner)
         self.run_plan = run_plan
         self.window = window
 
@@ -141,7 +139,7 @@ class RevCentWindowOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
             counts: dict[str, Any] = self.stage_windows(context, plan, indexes=[index])
             return counts
 
-class RevCentApplyOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
+class RevCentApplyOperator(RevCentToBigQueryOperator):
     """The group's ``apply`` task: once every window is staged, merges them into the destination in one
     transaction and drops the run's staging. Returns the run's summary (the operator's keys).
 
@@ -153,7 +151,7 @@ class RevCentApplyOperator(_GroupTaskMixin, RevCentToBigQueryOperator):
 
     def __init__(self, *, run_plan: Any, run_owner: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._own_run(run_owner)
+        self.run_owner = _owner(run_owner)
         self.run_plan = run_plan
 
     def execute(self, context: Context) -> dict[str, Any]:
