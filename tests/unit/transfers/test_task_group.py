@@ -14,7 +14,11 @@ from airflow.sdk import DAG, AssetAlias
 
 from airflow_revcent import API_POOL_ENV, DEFAULT_POOL
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.transfers.revcent_to_bigquery import RevCentToBigQueryOperator, RevCentToBigQueryTaskGroup
+from airflow_revcent.transfers.revcent_to_bigquery import (
+    RevCentToBigQueryOperator,
+    RevCentToBigQueryTaskGroup,
+    RunPlan,
+)
 from airflow_revcent.transfers.task_group import (
     PLAN_KEY,
     RevCentApplyOperator,
@@ -23,7 +27,7 @@ from airflow_revcent.transfers.task_group import (
     check_map_length,
     window_items,
 )
-from airflow_revcent.windows import Window
+from airflow_revcent.windows import Interval, Window
 
 #: The most one XCom value of the group may take (JSON): a plan, a window, counts. Rows never pass.
 SMALL = 4096
@@ -144,14 +148,13 @@ def test_the_dag_serializes_and_deserializes_as_the_scheduler_stores_it():
 # -- the tasks' execute, the phases faked ---------------------------------------------------------
 
 
-class FakePlan:
-    def __init__(self, windows: list[Window]) -> None:
-        self.windows = windows
-
-    def to_xcom(self) -> dict[str, Any]:
-        return {"run_key": "0123456789abcdef", "interval": [self.windows[0].start, self.windows[-1].end],
-                "windows": [[w.start, w.end] for w in self.windows], "staging": "p.ds._staging_x",
-                "destination": "p.ds.customers"}
+def FakePlan(windows: list[Window]) -> RunPlan:
+    """A real plan as plan_run makes it, without the parts resolved in a task (never in XCom)."""
+    interval = Interval(windows[0].start, windows[-1].end)
+    return RunPlan(run_key="0123456789abcdef0123", interval=interval, read=interval, windows=tuple(windows),
+                   destination="my-project.revcent.customers", history=None,
+                   staging="my-project.revcent._revcent_staging_customers_0123456789abcdef0123",
+                   resource="customers")
 
 
 class FakeTi:
@@ -180,7 +183,7 @@ def test_plan_pushes_the_plan_and_returns_one_small_item_per_window(monkeypatch)
     plan = dag.get_task("history.plan")
     fake = FakePlan(_windows(24))  # two years in 30-day windows
     calls: list[str] = []
-    def plan_run(context: Any) -> FakePlan:
+    def plan_run(context: Any) -> RunPlan:
         calls.append("plan_run")
         return fake
 
@@ -218,7 +221,7 @@ def test_a_window_task_resumes_the_plan_and_stages_only_its_window(monkeypatch):
     calls: list[Any] = []
     counts = {"windows_read": 1, "windows_skipped": 0, "rows": 412, "requests": 17}
 
-    def resume_plan(context: Any, xcom: Any) -> FakePlan:
+    def resume_plan(context: Any, xcom: Any) -> RunPlan:
         calls.append(("resume", xcom))
         return fake
 
@@ -249,7 +252,7 @@ def test_apply_resumes_the_plan_and_applies_the_run(monkeypatch):
     apply.run_plan = fake.to_xcom()
     summary = {"destination": "p.ds.customers", "records_loaded": 1000, "windows": 9}
     calls: list[str] = []
-    def resume_plan(context: Any, xcom: Any) -> FakePlan:
+    def resume_plan(context: Any, xcom: Any) -> RunPlan:
         calls.append("resume")
         return fake
 
