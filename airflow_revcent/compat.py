@@ -75,3 +75,15 @@ def failing_fast(errors: tuple[type[Exception], ...], *, enabled: bool) -> Itera
         final.args = exc.args
         final.__dict__.update(exc.__dict__)
         raise final.with_traceback(exc.__traceback__) from exc.__cause__
+
+
+def max_map_length() -> int:
+    """``[core] max_map_length``: the most mapped task instances one mapped task may expand to (default 1024).
+
+    Read from the task SDK's configuration (Airflow 3.2 and later), else from Airflow's own (3.1).
+    """
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # Airflow 3.1
+        from airflow.configuration import conf  # type: ignore[no-redef,unused-ignore]
+    return int(conf.getint("core", "max_map_length", fallback=1024))

@@ -857,3 +857,20 @@ class RevCentToBigQueryOperator(BaseOperator):
         if not self._lineage:
             return no_lineage()
         return openlineage_facets(**self._lineage)
+
+
+if TYPE_CHECKING:
+    # For type checkers; at run time __getattr__ below imports it.
+    from airflow_revcent.transfers.task_group import (
+        RevCentToBigQueryTaskGroup as RevCentToBigQueryTaskGroup,  # noqa: PLC0414 - an explicit re-export
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``RevCentToBigQueryTaskGroup``, from :mod:`airflow_revcent.transfers.task_group` on first use (that
+    module builds on this one, so importing it here at load time would be circular)."""
+    if name == "RevCentToBigQueryTaskGroup":
+        from airflow_revcent.transfers.task_group import RevCentToBigQueryTaskGroup
+
+        return RevCentToBigQueryTaskGroup
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

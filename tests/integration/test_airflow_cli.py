@@ -97,6 +97,10 @@ def test_the_sample_dags_take_the_shared_pool_only_when_the_deployment_names_it(
     assert {t.task_id: t.pool for t in resources.tasks} == {
         f"{name}_to_bigquery": pool for name in ("customers", "sales", "transactions")}
     assert {t.resource for t in resources.tasks} == {"customers", "sales", "transactions"}
+    history = bag.dags["revcent_full_history"]  # the task group: its tasks that call RevCent
+    assert history.get_task("customers_history.plan").pool == pool
+    assert history.get_task("customers_history.windows").partial_kwargs["pool"] == pool
+    assert history.get_task("customers_history.apply").pool == "default_pool"
 
 
 @pytest.mark.parametrize(("run_type", "params", "lookback"), [

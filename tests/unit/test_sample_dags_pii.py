@@ -19,9 +19,12 @@ def test_every_sample_dag_writing_the_table_uses_the_one_shared_pii_settings():
     daily = bag.dags["revcent_customers_to_bigquery"].get_task("customers_to_bigquery")
     refresh = bag.dags["revcent_customers_full_refresh"].get_task("reload_chunk")
     resources = bag.dags["revcent_resources_to_bigquery"].get_task("customers_to_bigquery")
-    settings = [daily.pii, refresh.partial_kwargs["pii"], resources.pii]  # the operators and the mapped form
+    history = bag.dags["revcent_full_history"]
+    groups = [history.get_task(f"customers_history.{name}") for name in ("plan", "apply")]
+    settings = [daily.pii, refresh.partial_kwargs["pii"], resources.pii,  # the operators and the mapped form
+                *(task.pii for task in groups), history.get_task("customers_history.windows").partial_kwargs["pii"]]
     shared = revcent_pii.CUSTOMERS_PII
     assert all(s == shared for s in settings)
     assert not bag.dags.keys() - {"revcent_customers_to_bigquery", "revcent_customers_full_refresh",
-                                  "revcent_customers_downstream",
+                                  "revcent_customers_downstream", "revcent_full_history",
                                   "revcent_resources_to_bigquery"}  # the settings module defines no DAG
