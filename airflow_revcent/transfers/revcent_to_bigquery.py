@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow.sdk import BaseOperator
 
-from airflow_revcent.api.documents import spec_location
+from airflow_revcent.api.documents import is_customers, spec_location
 from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
 from airflow_revcent.api.responses import MAX_PAGE_SIZE
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
@@ -83,8 +83,6 @@ PiiPolicyChange = Literal["refuse", "allow"]
 #: The keyword arguments ``request_options`` and ``pii`` replace (still accepted, with a warning).
 _DEPRECATED_REQUEST_ARGS = tuple(n for n in REQUEST_OPTION_NAMES if n != "connect_timeout")
 _DEPRECATED_PII_ARGS = ("exclude_fields", "hash_fields", "hash_key_conn_id")
-#: The names that mean the customers resource (its path's last segment, its operationId).
-_CUSTOMERS = ("customers", "getcustomers")
 
 
 def _choice(value: Any, name: str, policy: Any) -> Any:
@@ -203,8 +201,10 @@ class RevCentToBigQueryOperator(BaseOperator):
         before any request.
     :param openapi_spec: RevCent's OpenAPI document as a local file (path or ``file://``) or a URL, for a
         worker without access to ``/v2/openapi.json`` or to pin a version; default: the connection's
-        ``openapi_spec`` extra, else ``/v2/openapi.json`` from the connection's host. Customers works without
-        any document (the packaged GetCustomers operation); another resource without one fails, saying why.
+        ``openapi_spec`` extra, else ``/v2/openapi.json`` from the connection's host (fetched once per task,
+        parsed once per worker for the same content). Customers works without any document: when none can be
+        had, or it has no usable customers list, the packaged GetCustomers operation is used, with a warning;
+        another resource without one fails, saying why.
     :param revcent_conn_id: the RevCent connection (templated).
     :param gcp_conn_id: the Google Cloud connection (templated).
     :param project_id: the project that runs and pays for the BigQuery jobs (templated); default: the
@@ -311,7 +311,7 @@ class RevCentToBigQueryOperator(BaseOperator):
             spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
         operator = type(self).__name__
         request_options = self._request_options(request_options, kwargs, operator)
-        pii = self._pii_settings(pii, kwargs, operator, check=resource.strip().lower() in _CUSTOMERS)
+        pii = self._pii_settings(pii, kwargs, operator, check=is_customers(resource))
         if "retry_policy" not in kwargs and (policy := default_retry_policy()) is not None:
             kwargs["retry_policy"] = policy
         if "outlets" not in kwargs and (asset := static_asset(destination_table)) is not None:
@@ -432,15 +432,10 @@ class RevCentToBigQueryOperator(BaseOperator):
         return summary
 
     def _resource(self) -> Resource:
-        """The resource to land. Customers without a configured document (no ``openapi_spec``, argument or
-        connection extra) is the packaged GetCustomers operation, read without a request, so a customers run
-        sends exactly the requests it always did; anything else comes from the document
-        (:meth:`RevCentHook.get_resource`)."""
-        hook = self.revcent_hook
-        configured = self.openapi_spec or getattr(hook.settings, "openapi_spec", None)
-        if self.resource.lower() in _CUSTOMERS and not configured:
-            return customers_resource()
-        resource: Resource = hook.get_resource(self.resource)
+        """The resource to land, from RevCent's OpenAPI document (:meth:`RevCentHook.get_resource`): fetched
+        once per task from the connection's host unless ``openapi_spec`` points elsewhere. Customers falls back
+        to the packaged GetCustomers operation, with a warning, when no document can be had."""
+        resource: Resource = self.revcent_hook.get_resource(self.resource)
         self.log.info("Resource %s (%s, %s): at most %s per request, %d filters, %d columns", resource.name,
                       resource.operation_id, resource.path, resource.max_window, len(resource.filters),
                       len(resource.columns))

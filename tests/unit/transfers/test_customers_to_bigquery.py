@@ -146,6 +146,13 @@ class FakeHook:
         self.calls.append("check_connection")
         return self.settings
 
+    def get_resource(self, name, **overrides):
+        # The hook would fetch the document; the customers in RevCent's document are the packaged operation's.
+        from airflow_revcent.resources import customers_resource
+
+        self.calls.append(f"get_resource({name})")
+        return customers_resource()
+
     def iter_pages(self, windows, *, filters, page_size, skip_invalid, resource=None):
         self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, skip_invalid={skip_invalid})")
         for batch in self.batches(windows):
@@ -205,7 +212,7 @@ def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkey
 
     monkeypatch.setattr(op, "_destination", destination)
     summary = op.execute({"run_id": "manual__1"})
-    assert calls == ["check_connection", "destination", "prepare",
+    assert calls == ["check_connection", "get_resource(customers)", "destination", "prepare",
                      "iter_pages(2 windows, page_size=25, skip_invalid=False)", "apply(6 rows, attempt=1)"]
     [(load, rows)] = destinations[0].loads
     assert all('"email"' not in row for row in rows)  # excluded before it left the worker
