@@ -163,6 +163,7 @@ class RecordConverter:
     :param on_invalid_record: ``"fail"`` or ``"keep"``.
     :param pii: exclusion and hashing settings, already reflected in ``columns``.
     :param item: what messages call one item (``Customer``, ``Sales item``).
+    :param key_field: the field that identifies an item (names it in messages).
     """
 
     def __init__(
@@ -172,8 +173,10 @@ class RecordConverter:
         on_invalid_record: InvalidPolicy = "fail",
         pii: PiiSettings | None = None,
         item: str = "Customer",
+        key_field: str = "id",
     ) -> None:
         self.item = item
+        self.key_field = key_field
         if on_invalid_record not in INVALID_POLICIES:
             raise RevCentConfigError(
                 f"on_invalid_record={on_invalid_record!r} is not one of {', '.join(INVALID_POLICIES)}."
@@ -405,7 +408,8 @@ class RecordConverter:
             extra = self._root(customer)
         except _Mismatch as bad:
             raise RevCentDataError(
-                f"{self.item} {customer.get('id')!r}: field {bad.path} is {self._shown(bad)} ({_type_name(bad.value)}) "
+                f"{self.item} {customer.get(self.key_field)!r}: field {bad.path} is {self._shown(bad)} "
+                f"({_type_name(bad.value)}) "
                 f"but the spec says {bad.expected}. Set on_invalid_record='keep' to load such values into "
                 f"{UNKNOWN_FIELDS_COLUMN} instead of failing."
             ) from None

@@ -205,6 +205,12 @@ class RevCentToBigQueryOperator(BaseOperator):
         parsed once per worker for the same content). Customers works without any document: when none can be
         had, or it has no usable customers list, the packaged GetCustomers operation is used, with a warning;
         another resource without one fails, saying why.
+    :param key_field: the item's field that identifies it, when the resource's is not ``id``: items are
+        de-duplicated on it and the table is merged on its column. A top-level string or integer field of
+        the item schema; checked once the document is read (an error lists the fields that could serve).
+    :param created_field: the item's creation time in unix seconds, when the resource's is not
+        ``created_date_unix``: it places each item in its window and its partition (``_created_at``). A
+        top-level integer or number field of the item schema; checked like ``key_field``.
     :param revcent_conn_id: the RevCent connection (templated).
     :param gcp_conn_id: the Google Cloud connection (templated).
     :param project_id: the project that runs and pays for the BigQuery jobs (templated); default: the
@@ -277,6 +283,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         destination_table: str,
         filters: Any = None,
         openapi_spec: str | None = None,
+        key_field: str | None = None,
+        created_field: str | None = None,
         revcent_conn_id: str = RevCentHook.default_conn_name,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         impersonation_chain: str | Sequence[str] | None = None,
@@ -309,6 +317,11 @@ class RevCentToBigQueryOperator(BaseOperator):
             )
         if openapi_spec is not None:
             spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
+        for name, value in (("key_field", key_field), ("created_field", created_field)):
+            if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)):
+                raise RevCentConfigError(
+                    f"{name}={value!r} must name a top-level field of the resource's items (letters, digits and "
+                    "underscores), or be None for the resource's own.")
         operator = type(self).__name__
         request_options = self._request_options(request_options, kwargs, operator)
         pii = self._pii_settings(pii, kwargs, operator, check=is_customers(resource))
@@ -321,6 +334,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         super().__init__(**kwargs)
         self.resource = resource.strip()
         self.openapi_spec = openapi_spec
+        self.key_field = key_field
+        self.created_field = created_field
         # Templated arguments: kept as given, checked in execute() once rendered.
         self.destination_table = destination_table
         self.filters = filters
@@ -408,12 +423,13 @@ class RevCentToBigQueryOperator(BaseOperator):
         resource = self.resolved_resource = self._resource()
         windows = split_windows(read, self._window_size(resource))
         filters, pii = self._filters(resource), self._pii()
-        destination = self._destination(apply_pii(resource.columns, pii), context, pii=pii)
+        destination = self._destination(
+            apply_pii(resource.columns, pii, keep=(resource.key_field, resource.created_field)), context, pii=pii)
         destination.prepare()
         self.log.info("Reading RevCent %s created in %s (read from %s): %d window(s) into %s", resource.name,
                       interval, read.start_iso, len(windows), destination.table)
         converter = RecordConverter(destination.api_columns, on_invalid_record=self.on_invalid_record, pii=pii,
-                                    item=item_noun(resource).capitalize())
+                                    item=item_noun(resource).capitalize(), key_field=resource.key_field)
         suffix = metadata_suffix(extracted_at=extracted_at, interval_start=interval.start,
                                  interval_end=interval.end, run_id=context.get("run_id"))
         sweep_stale_dirs(self.tmp_dir)
@@ -435,7 +451,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         """The resource to land, from RevCent's OpenAPI document (:meth:`RevCentHook.get_resource`): fetched
         once per task from the connection's host unless ``openapi_spec`` points elsewhere. Customers falls back
         to the packaged GetCustomers operation, with a warning, when no document can be had."""
-        resource: Resource = self.revcent_hook.get_resource(self.resource)
+        resource: Resource = self.revcent_hook.get_resource(self.resource, key_field=self.key_field,
+                                                            created_field=self.created_field)
         self.log.info("Resource %s (%s, %s): at most %s per request, %d filters, %d columns", resource.name,
                       resource.operation_id, resource.path, resource.max_window, len(resource.filters),
                       len(resource.columns))
@@ -555,7 +572,8 @@ class RevCentToBigQueryOperator(BaseOperator):
             client, table, api_columns, location=self.location or None, staging_expiration=self.staging_expiration,
             history=history, labels=job_labels(dag_id, task_id, self.labels), job_prefix=job_prefix(dag_id, task_id),
             kms_key_name=self.kms_key_name, pii=pii, pii_policy_change=self.pii_policy_change,
-            resource_name=resource.name, resource_path=resource.path)
+            resource_name=resource.name, resource_path=resource.path, key_field=resource.key_field,
+            created_field=resource.created_field)
         return self._active_destination
 
     def _promote(self, converter: RecordConverter, destination: CustomersDestination,
