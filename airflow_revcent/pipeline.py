@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_revcent.exceptions import RevCentCountMismatchError
 from airflow_revcent.ndjson import NdjsonWriter, check_disk, estimate_run_bytes, read_time_members
 from airflow_revcent.paging import WindowStats
-from airflow_revcent.records import RecordConverter
+from airflow_revcent.records import InvalidPolicy, RecordConverter
 from airflow_revcent.resources import Resource
 from airflow_revcent.windows import Window
 
@@ -69,7 +69,7 @@ def extract(
     converter: RecordConverter,
     writer: NdjsonWriter,
     page_size: int,
-    skip_invalid: bool,
+    on_invalid_record: InvalidPolicy,
     fail_on_count_mismatch: bool,
     started: float,
     log: logging.Logger | Any,
@@ -83,7 +83,8 @@ def extract(
     :param converter: shapes an item into a row.
     :param writer: where rows go.
     :param page_size: items per request.
-    :param skip_invalid: skip items without a usable key or creation time (counted) instead of failing.
+    :param on_invalid_record: ``"keep"``: skip items without a usable key or creation time (counted) instead
+        of failing (``"fail"``).
     :param fail_on_count_mismatch: fail before anything is loaded when a window's distinct items differ
         from the API's ``total_count``.
     :param started: when the run started (``time.monotonic()``), for rates and estimates.
@@ -94,7 +95,7 @@ def extract(
     finished: set[int] = set()
     totals: dict[int, int] = {}
     days = [(w.end - w.start) / 86400 for w in windows]
-    batches: Any = hook.iter_pages(windows, filters=filters, page_size=page_size, skip_invalid=skip_invalid,
+    batches: Any = hook.iter_pages(windows, filters=filters, page_size=page_size, on_invalid_record=on_invalid_record,
                                    resource=resource)
     for batch in batches:
         _check_disk(batch, totals, days, writer)

@@ -181,7 +181,7 @@ class RecordConverter:
             raise RevCentConfigError(
                 f"on_invalid_record={on_invalid_record!r} is not one of {', '.join(INVALID_POLICIES)}."
             )
-        self.keep_invalid = on_invalid_record == "keep"
+        self.on_invalid_record: InvalidPolicy = on_invalid_record
         self.pii = pii or PiiSettings()
         if self.pii.needs_key:
             raise RevCentConfigError(
@@ -233,7 +233,7 @@ class RecordConverter:
         repeated: frozenset[str],
         types: dict[str, str],
     ) -> _Walk:
-        keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
+        keep, unknown_paths, invalid_paths = self.on_invalid_record == "keep", self.unknown_paths, self.invalid_paths
         unknown_kinds = self.unknown_kinds
 
         def walk(obj: Any) -> dict[str, Any] | None:

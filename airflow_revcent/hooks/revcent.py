@@ -81,6 +81,7 @@ from airflow_revcent.exceptions import (
 from airflow_revcent.filters import CustomerFilters, Filters
 from airflow_revcent.pacing import Pacer
 from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowStats
+from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy
 from airflow_revcent.resources import Resource
 from airflow_revcent.windows import Window
 
@@ -684,8 +685,9 @@ class RevCentHook(HttpHook):
         *,
         filters: CustomerFilters | Filters | None = None,
         page_size: int = MAX_PAGE_SIZE,
-        skip_invalid: bool = False,
+        on_invalid_record: InvalidPolicy = "fail",
         resource: Resource | None = None,
+        skip_invalid: bool | None = None,
     ) -> Iterator[WindowBatch]:
         """Read windows concurrently; yield the items each page adds, as pages arrive.
 
@@ -698,9 +700,18 @@ class RevCentHook(HttpHook):
         :param windows: the windows to read.
         :param filters: optional filters (validated for ``resource``).
         :param page_size: items per page, 1..25.
-        :param skip_invalid: drop items without a usable key or creation time instead of failing.
+        :param on_invalid_record: ``"fail"`` (default): an item without a usable key or creation time fails
+            the read; ``"keep"``: such items are skipped and counted (the operator's ``on_invalid_record``).
         :param resource: the list resource to read (default: customers, from ``/v2/customers``).
+        :param skip_invalid: deprecated: ``True`` is ``on_invalid_record="keep"``.
         """
+        if skip_invalid is not None:
+            warnings.warn("RevCentHook.iter_pages(skip_invalid=...) is deprecated: pass on_invalid_record='keep' "
+                          "(or 'fail') instead.", AirflowProviderDeprecationWarning, stacklevel=2)
+            on_invalid_record = "keep" if skip_invalid else "fail"
+        if on_invalid_record not in INVALID_POLICIES:
+            raise RevCentConfigError(f"on_invalid_record={on_invalid_record!r} must be one of "
+                                     f"{', '.join(map(repr, INVALID_POLICIES))}.")
         path = resource.path if resource is not None else CUSTOMERS_ENDPOINT
         key_field = resource.key_field if resource is not None else "id"
         created_field = resource.created_field if resource is not None else "created_date_unix"
@@ -722,7 +733,7 @@ class RevCentHook(HttpHook):
         self.pacer  # noqa: B018 - created here, once, before the threads that share it
         self._adapter  # noqa: B018 - likewise the one connection pool every thread's session mounts
         try:
-            for batch in reader.read(windows, skip_invalid=skip_invalid):
+            for batch in reader.read(windows, on_invalid_record=on_invalid_record):
                 self._first_page = reader.first_page
                 yield batch
         finally:

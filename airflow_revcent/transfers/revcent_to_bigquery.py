@@ -437,7 +437,7 @@ class RevCentToBigQueryOperator(BaseOperator):
                           created_field=resource.created_field, name=resource.name) as writer:
             extraction = extract(
                 self.revcent_hook, resource, windows, filters=filters, converter=converter, writer=writer,
-                page_size=self.page_size, skip_invalid=self.on_invalid_record == "keep",
+                page_size=self.page_size, on_invalid_record=self.on_invalid_record,
                 fail_on_count_mismatch=self.on_count_mismatch == "fail", started=started, log=self.log)
             extraction.promoted = self._promote(converter, destination, writer)
             applied = self._load(context, destination, read, writer, resource)

@@ -24,6 +24,7 @@ from airflow_revcent.exceptions import (
     RevCentAuthError,
     RevCentCancelled,
     RevCentConfigError,
+    RevCentDataError,
     RevCentRequestError,
     RevCentRetryBudgetExceeded,
 )
@@ -485,3 +486,24 @@ def test_a_worker_parses_the_same_document_once_and_fetches_it_once_per_hook(con
     changed, _, _ = wired(FakeResponse(200, body + b" "))
     assert changed.get_resource("customers") == first.get_resource("customers")
     assert parsed == [1, 1]  # other bytes: parsed
+
+
+def test_iter_pages_skip_invalid_still_works_with_a_deprecation_warning(connection):
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    good = {"id": "a" * 20, "created_date_unix": 10}
+    page = {"code": 1, "current_page": 1, "total_count": 2, "total_pages": 1, "current_count": 2,
+            "results": [{"id": None, "created_date_unix": 5}, good]}
+
+    def read(**kwargs: Any) -> list[dict[str, Any]]:
+        hook, session, _ = wired(FakeResponse(200, json.dumps(page).encode()))
+        hook._session = lambda keyed=True: session  # type: ignore[method-assign,assignment,return-value]  # every thread's
+        return [c for batch in hook.iter_pages([Window(0, 86400)], **kwargs) for c in batch.customers]
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="on_invalid_record='keep'"):
+        assert read(skip_invalid=True) == [good]
+    assert read(on_invalid_record="keep") == [good]
+    with pytest.raises(RevCentDataError, match="on_invalid_record='keep' to skip"):
+        read()
+    with pytest.raises(RevCentConfigError, match="on_invalid_record='skip' must be one of 'fail', 'keep'"):
+        read(on_invalid_record="skip")

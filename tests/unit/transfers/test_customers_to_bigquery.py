@@ -153,8 +153,9 @@ class FakeHook:
         self.calls.append(f"get_resource({name})")
         return customers_resource()
 
-    def iter_pages(self, windows, *, filters, page_size, skip_invalid, resource=None):
-        self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, skip_invalid={skip_invalid})")
+    def iter_pages(self, windows, *, filters, page_size, on_invalid_record, resource=None):
+        self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, "
+                          f"on_invalid_record={on_invalid_record})")
         for batch in self.batches(windows):
             self.requests_sent += 1
             yield batch
@@ -213,7 +214,7 @@ def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkey
     monkeypatch.setattr(op, "_destination", destination)
     summary = op.execute({"run_id": "manual__1"})
     assert calls == ["check_connection", "get_resource(customers)", "destination", "prepare",
-                     "iter_pages(2 windows, page_size=25, skip_invalid=False)", "apply(6 rows, attempt=1)"]
+                     "iter_pages(2 windows, page_size=25, on_invalid_record=fail)", "apply(6 rows, attempt=1)"]
     [(load, rows)] = destinations[0].loads
     assert all('"email"' not in row for row in rows)  # excluded before it left the worker
     assert load.first_created.isoformat() == "2026-01-01T00:00:00+00:00"

@@ -24,7 +24,7 @@ class DocumentHook(FakeHook):
         self.calls.append(f"get_resource({name})")
         return find_resource(DOCUMENT, name, **overrides)
 
-    def iter_pages(self, windows, *, filters, page_size, skip_invalid, resource=None):
+    def iter_pages(self, windows, *, filters, page_size, on_invalid_record, resource=None):
         self.calls.append(f"iter_pages({resource.path}, {len(windows)} windows, {filters.to_params()})")
         self.windows = list(windows)
         yield from self.batches(windows)
