@@ -29,10 +29,13 @@ import hashlib
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_revcent.exceptions import RevCentAPIError, RevCentDataError, RevCentWindowUnsettledError
 from airflow_revcent.windows import Window
+
+if TYPE_CHECKING:
+    from airflow_revcent.records import InvalidPolicy
 
 DEFAULT_MAX_PASSES = 5
 
@@ -88,8 +91,9 @@ class WindowReader:
     :param window: the window being read.
     :param first_page: the number of the first page (RevCent's common case is 1).
     :param max_passes: how many full passes may be made before the window is declared unsettled.
-    :param skip_invalid: drop customers without a usable ``id``/``created_date_unix`` (counted in
-        ``stats.skipped``) instead of failing.
+    :param on_invalid_record: ``"fail"`` (default): an item without a usable key or creation time fails the
+        read; ``"keep"``: such items are skipped (counted in ``stats.skipped``), as the operator's
+        ``on_invalid_record`` keeps what it can.
     :param page_size: the ``limit`` each request asks for: without totals, a shorter page is the last.
     :param key_field: the field that identifies an item.
     :param created_field: the item's creation time (unix seconds).
@@ -102,7 +106,7 @@ class WindowReader:
         *,
         first_page: int = 1,
         max_passes: int = DEFAULT_MAX_PASSES,
-        skip_invalid: bool = False,
+        on_invalid_record: InvalidPolicy = "fail",
         page_size: int = 25,
         key_field: str = "id",
         created_field: str = "created_date_unix",
@@ -115,16 +119,16 @@ class WindowReader:
         self.item = item
         self.first_page = first_page
         self.max_passes = max_passes
-        self.skip_invalid = skip_invalid
+        self.on_invalid_record = on_invalid_record
         self.stats = WindowStats(window)
         # Every id the API returned for this window's request range, guard seconds included,
         # because total_count counts those too. Small per customer (a 20-character string) and
         # dropped when the window is done.
-        self._seen: set[str] = set()
+        self._seen: set[str | int] = set()
         self._pass_total: int | None = None
         self._pass_started = False
         self._pass_shifted = False
-        # Unusable customers (skip_invalid) have no id to de-duplicate, but the total counts them.
+        # Unusable customers (on_invalid_record="keep") have no id to de-duplicate, but the total counts them.
         self._pass_skipped = 0
         self._pass_new = 0
         self._outstanding: set[int] = set()
@@ -195,15 +199,16 @@ class WindowReader:
         for position, customer in enumerate(page.customers):
             customer_id = customer.get(self.key_field) if isinstance(customer, dict) else None
             created = customer.get(self.created_field) if isinstance(customer, dict) else None
-            if not isinstance(customer_id, str) or not customer_id or type(created) is not int:
-                if self.skip_invalid:
+            if not (isinstance(customer_id, str | int) and customer_id != "" and type(customer_id) is not bool) \
+                    or type(created) is not int:
+                if self.on_invalid_record == "keep":
                     self._pass_skipped += 1
                     continue
                 raise RevCentDataError(
                     f"Window {self.window}, page {requested}, position {position}: the {self.item} has "
                     f"{self.key_field}={customer_id!r} and {self.created_field}={created!r}; the spec requires a "
-                    f"string {self.key_field} and an integer {self.created_field}. Set on_invalid_record='keep' "
-                    "to skip such records."
+                    f"string (or integer) {self.key_field} and an integer {self.created_field}. Set "
+                    "on_invalid_record='keep' to skip such records."
                 )
             if customer_id in self._seen:
                 continue
@@ -269,7 +274,7 @@ class WindowReader:
         outcome.next_pages = self.start()
         return outcome
 
-    def _was_finished(self, customer_id: str) -> bool:
+    def _was_finished(self, customer_id: str | int) -> bool:
         digest = _digest(customer_id)
         at = bisect_left(self._finished_ids, digest)
         return at < len(self._finished_ids) and self._finished_ids[at] == digest
@@ -280,6 +285,6 @@ class WindowReader:
         return self._end_of_pass() if not self._outstanding else []
 
 
-def _digest(customer_id: str) -> int:
-    # 64 bits: the chance that two of a million ids collide is below 1e-7.
-    return int.from_bytes(hashlib.blake2b(customer_id.encode(), digest_size=8).digest(), "big")
+def _digest(customer_id: str | int) -> int:
+    # 64 bits: the chance that two of a million ids collide is below 1e-7. An integer key (key_field) as its text.
+    return int.from_bytes(hashlib.blake2b(str(customer_id).encode(), digest_size=8).digest(), "big")

@@ -124,12 +124,19 @@ class PiiSettings:
         return any(p == path or p.startswith(path + ".") for p in (*self.exclude_fields, *self.hash_fields))
 
 
-def apply_pii(columns: Sequence[Column], pii: PiiSettings) -> tuple[Column, ...]:
+def apply_pii(columns: Sequence[Column], pii: PiiSettings, *, keep: Sequence[str] = ()) -> tuple[Column, ...]:
     """The API columns as the table will hold them: excluded fields gone, hashed fields STRING.
 
     :param columns: the API's columns.
     :param pii: the settings to apply; every path must name a field of ``columns``.
+    :param keep: fields the pipeline needs as they are (a resource's key and creation field, when they are
+        not ``id`` and ``created_date_unix``, which the settings refuse already).
     """
+    for path in (*pii.exclude_fields, *pii.hash_fields):
+        if path in keep:
+            raise RevCentConfigError(
+                f"{path!r} cannot be excluded or hashed: the pipeline needs it to de-duplicate and partition."
+            )
     for path in (*pii.exclude_fields, *pii.hash_fields):
         if find_column(columns, path) is None:
             raise RevCentConfigError(

@@ -28,7 +28,7 @@ from airflow_revcent.ndjson import (
     read_time_members,
 )
 from airflow_revcent.paging import WindowStats
-from airflow_revcent.records import RecordConverter
+from airflow_revcent.records import InvalidPolicy, RecordConverter
 from airflow_revcent.resources import Resource
 from airflow_revcent.windows import Window
 
@@ -106,7 +106,7 @@ def extract(
     files: WindowFiles,
     stage: Stage,
     page_size: int,
-    skip_invalid: bool,
+    on_invalid_record: InvalidPolicy,
     fail_on_count_mismatch: bool,
     started: float,
     log: logging.Logger | Any,
@@ -125,7 +125,8 @@ def extract(
     :param files: the windows' files.
     :param stage: loads a finished window's files (see :data:`Stage`); they are removed right after.
     :param page_size: items per request.
-    :param skip_invalid: skip items without a usable key or creation time (counted) instead of failing.
+    :param on_invalid_record: ``"keep"``: skip items without a usable key or creation time (counted) instead
+        of failing (``"fail"``).
     :param fail_on_count_mismatch: fail (after the read, before anything is applied) when a window's distinct
         items differ from the API's ``total_count``; such a window is staged but not marked done.
     :param started: when the run started (``time.monotonic()``), for rates and estimates.
@@ -141,7 +142,7 @@ def extract(
     finished: set[int] = set()
     totals: dict[int, int] = {}
     tallies: dict[int, WindowTally] = {}
-    batches: Any = hook.iter_pages(windows, filters=filters, page_size=page_size, skip_invalid=skip_invalid,
+    batches: Any = hook.iter_pages(windows, filters=filters, page_size=page_size, on_invalid_record=on_invalid_record,
                                    resource=resource)
     for batch in batches:
         index = indexes[batch.index]

@@ -163,6 +163,7 @@ class RecordConverter:
     :param on_invalid_record: ``"fail"`` or ``"keep"``.
     :param pii: exclusion and hashing settings, already reflected in ``columns``.
     :param item: what messages call one item (``Customer``, ``Sales item``).
+    :param key_field: the field that identifies an item (names it in messages).
     """
 
     def __init__(
@@ -172,13 +173,15 @@ class RecordConverter:
         on_invalid_record: InvalidPolicy = "fail",
         pii: PiiSettings | None = None,
         item: str = "Customer",
+        key_field: str = "id",
     ) -> None:
         self.item = item
+        self.key_field = key_field
         if on_invalid_record not in INVALID_POLICIES:
             raise RevCentConfigError(
                 f"on_invalid_record={on_invalid_record!r} is not one of {', '.join(INVALID_POLICIES)}."
             )
-        self.keep_invalid = on_invalid_record == "keep"
+        self.on_invalid_record: InvalidPolicy = on_invalid_record
         self.pii = pii or PiiSettings()
         if self.pii.needs_key:
             raise RevCentConfigError(
@@ -230,7 +233,7 @@ class RecordConverter:
         repeated: frozenset[str],
         types: dict[str, str],
     ) -> _Walk:
-        keep, unknown_paths, invalid_paths = self.keep_invalid, self.unknown_paths, self.invalid_paths
+        keep, unknown_paths, invalid_paths = self.on_invalid_record == "keep", self.unknown_paths, self.invalid_paths
         unknown_kinds = self.unknown_kinds
 
         def walk(obj: Any) -> dict[str, Any] | None:
@@ -405,7 +408,8 @@ class RecordConverter:
             extra = self._root(customer)
         except _Mismatch as bad:
             raise RevCentDataError(
-                f"{self.item} {customer.get('id')!r}: field {bad.path} is {self._shown(bad)} ({_type_name(bad.value)}) "
+                f"{self.item} {customer.get(self.key_field)!r}: field {bad.path} is {self._shown(bad)} "
+                f"({_type_name(bad.value)}) "
                 f"but the spec says {bad.expected}. Set on_invalid_record='keep' to load such values into "
                 f"{UNKNOWN_FIELDS_COLUMN} instead of failing."
             ) from None

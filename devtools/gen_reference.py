@@ -119,9 +119,13 @@ README_ARGUMENTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("metadata_filter",), "none",
      "`[{\"name\": \"source\", \"value\": \"fb\"}]`; value `METADATA_NAME_EXISTS` or omitted matches on the name "
      "(templated)"),
-    (("openapi_spec",), "none: the packaged GetCustomers operation",
-     "RevCent's OpenAPI document (a file or URL) to type the table from instead; else the connection's "
-     "`openapi_spec` extra ([Other RevCent resources](#other-revcent-resources))"),
+    (("openapi_spec",), "the connection's, else `/v2/openapi.json`",
+     "RevCent's OpenAPI document (a file or URL) to type the table from, instead of `/v2/openapi.json` from the "
+     "connection's host; the packaged GetCustomers operation when no document can be had "
+     "([Other RevCent resources](#other-revcent-resources))"),
+    (("key_field", "created_field"), "the resource's: `id`, `created_date_unix`",
+     "the item's identifying field (the table is merged on it) and its creation time in unix seconds (windows "
+     "and partitions), for a resource that differs ([Key and creation time](#key-and-creation-time))"),
     (("page_size",), "", "1..25"),
     (("location",), "the dataset's",
      "BigQuery location; a new dataset is created there (else the connection's `location`, else US); an existing "
@@ -211,6 +215,8 @@ README_GENERIC_ARGUMENTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
      "\"value\": \"fb\"}]}`; checked once rendered against the document (templated)"),
     (("openapi_spec",), "the connection's, else `/v2/openapi.json`",
      "RevCent's OpenAPI document: a local file or a URL (the key goes only to the API's own host)"),
+    (("key_field", "created_field"), "the resource's: `id`, `created_date_unix`",
+     "for a resource whose items differ: the field the table is merged on, the creation time in unix seconds"),
 )
 
 

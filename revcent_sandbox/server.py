@@ -322,6 +322,11 @@ class SandboxStats:
         """Every HTTP 429 sent, from the rate limiter or from a fault."""
         return self.by_status.get(429, 0)
 
+    @property
+    def list_requests(self) -> int:
+        """API requests other than for the OpenAPI document (``/v2/openapi.json``): pages, and refused ones."""
+        return self.requests - self.by_path.get(OPENAPI_PATH, 0)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,

@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_revcent.exceptions import RevCentCancelled, RevCentRequestError, RevCentStalledError
 from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowReader, WindowStats
 from airflow_revcent.windows import Window
+
+if TYPE_CHECKING:
+    from airflow_revcent.records import InvalidPolicy
 
 #: Sends one request for ``page`` of ``window`` and returns the parsed page.
 Fetch = Callable[[Window, int], CustomersPage]
@@ -144,7 +147,7 @@ class ConcurrentReader:
         self.cancelled = cancelled if cancelled is not None else threading.Event()
         self._clock = clock
 
-    def read(self, windows: Sequence[Window], *, skip_invalid: bool = False) -> Iterator[WindowBatch]:
+    def read(self, windows: Sequence[Window], *, on_invalid_record: InvalidPolicy = "fail") -> Iterator[WindowBatch]:
         """Read windows concurrently; yield the customers each page adds, as pages arrive.
 
         Page 1 of a window is read first; once it tells ``total_pages``, the window's other pages
@@ -153,10 +156,12 @@ class ConcurrentReader:
         creation second. Memory stays bounded by the pages in flight.
 
         :param windows: the windows to read.
-        :param skip_invalid: drop customers without a usable id instead of failing.
+        :param on_invalid_record: ``"keep"``: skip items without a usable key or creation time (counted)
+            instead of failing (``"fail"``, the default).
         """
         readers = [
-            WindowReader(w, first_page=self.first_page, max_passes=self.max_passes, skip_invalid=skip_invalid,
+            WindowReader(w, first_page=self.first_page, max_passes=self.max_passes,
+                         on_invalid_record=on_invalid_record,
                          page_size=self.page_size, key_field=self.key_field, created_field=self.created_field,
                          item=self.item)
             for w in windows
@@ -220,7 +225,7 @@ class ConcurrentReader:
         if customers:
             batch.received_at = result.received_at
             if result.repairs:
-                emitted = {c.get(reader.key_field) for c in customers}
+                emitted = {str(c.get(reader.key_field)) for c in customers}
                 batch.repairs = [r for r in result.repairs if r[0] in emitted]
         if plan.record(index, was_done=was_done, was_verified=was_verified):
             batch.finished = reader.stats

@@ -66,6 +66,7 @@ from airflow_revcent.bigquery.jobs import API_RETRY, JOB_ATTEMPTS, JobRunner
 from airflow_revcent.bigquery.staging import RunStaging
 from airflow_revcent.bigquery.statements import (
     CREATED_UNIX_COLUMN,
+    DEFAULT_KEY,
     adoption_fill_statement,
     lock_init_statement,
     orphan_ids_query,
@@ -155,6 +156,10 @@ class CustomersDestination:
         ``None``: the policy is neither checked nor recorded.
     :param pii_policy_change: ``"refuse"`` (default): a run whose settings differ from a table's recorded
         policy fails before any change; ``"allow"``: the run records its settings as the new policy.
+    :param resource_name: the resource's name, for the tables' descriptions.
+    :param resource_path: the resource's path, for the tables' descriptions.
+    :param key_field: the column that identifies an item: the statements match rows on it.
+    :param created_field: the column of the item's creation time in unix seconds (fills ``_created_at``).
     """
 
     def __init__(
@@ -173,8 +178,12 @@ class CustomersDestination:
         pii_policy_change: str = "refuse",
         resource_name: str = "customers",
         resource_path: str = "/v2/customers",
+        key_field: str = DEFAULT_KEY,
+        created_field: str = CREATED_UNIX_COLUMN,
     ) -> None:
         self.client = client
+        self.key_field = key_field
+        self.created_field = created_field
         #: The descriptions this resource's tables get.
         self.table_description = table_description(resource_name, resource_path)
         self.history_description = history_description(resource_name)
@@ -461,7 +470,9 @@ class CustomersDestination:
                                                             field=partition)
         names = {f.name for f in schema if f.mode != "REPEATED" and f.field_type not in ("RECORD", "STRUCT", "JSON")}
         # BigQuery clusters on at most 4 existing top-level, non-repeated columns.
-        clustering = [c for c in CLUSTERING_FIELDS if c in names][:4]
+        # The resource's key in the place of customers' id.
+        wanted = [c for c in CLUSTERING_FIELDS if c != DEFAULT_KEY] + [self.key_field]
+        clustering = [c for c in wanted if c in names][:4]
         table.clustering_fields = clustering or None
         table.description = description
         self.encrypt(table)
@@ -594,25 +605,28 @@ class CustomersDestination:
         created = have.get(PARTITION_COLUMN)
         if created is not None and created.mode == "REQUIRED":
             return  # the pipeline's own table: every row has its _created_at
-        unplaced, orphans, examples = self._count_unplaced(created is not None, CREATED_UNIX_COLUMN in have)
+        created_unix = self.created_field
+        unplaced, orphans, examples = self._count_unplaced(created is not None, created_unix.lower() in have)
         if orphans:
-            lacking = "" if CREATED_UNIX_COLUMN in have else f" (the table has no {CREATED_UNIX_COLUMN} column)"
+            lacking = "" if created_unix.lower() in have else f" (the table has no {created_unix} column)"
             raise RevCentBigQueryPermanentError(
                 f"Table {self.table} holds {orphans} row(s) with neither {PARTITION_COLUMN} nor "
-                f"{CREATED_UNIX_COLUMN}{lacking}, e.g. ids {', '.join(examples)}: the pipeline cannot tell which "
+                f"{created_unix}{lacking}, e.g. ids {', '.join(examples)}: the pipeline cannot tell which "
                 "day they belong to, so its next read of those customers would add each a second time. Set "
-                f"{CREATED_UNIX_COLUMN} on them (the customer's creation time in unix seconds) or delete them, then "
+                f"{created_unix} on them (the customer's creation time in unix seconds) or delete them, then "
                 "run again; nothing was changed."
             )
         self._unplaced = unplaced
 
     def _count_unplaced(self, has_created_at: bool, has_created_unix: bool) -> tuple[int, int, list[str]]:
-        sql = unplaced_rows_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix)
+        sql = unplaced_rows_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix,
+                                  created=self.created_field)
         row = next(iter(self.query(sql).result(retry=API_RETRY)))
         unplaced, orphans = int(row["unplaced"] or 0), int(row["orphans"] or 0)
         examples: list[str] = []
         if orphans:
-            sql = orphan_ids_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix)
+            sql = orphan_ids_query(self.table, has_created_at=has_created_at, has_created_unix=has_created_unix,
+                                   key=self.key_field, created=self.created_field)
             examples = [str(r["id"]) for r in self.query(sql).result(retry=API_RETRY)]
         return unplaced, orphans, examples
 
@@ -625,16 +639,19 @@ class CustomersDestination:
         table = self._get_table(self.table)
         modified = int(table.modified.timestamp() * 1000) if table.modified else 0
         base = f"revcent_adopt_{self.job_prefix}{self.epoch(self.table)}_{modified}_{self._unplaced}"
-        job = self.run_job(base, lambda job_id: self.query(adoption_fill_statement(self.table), job_id))
+        numeric = any(f.name.lower() == self.created_field.lower() and f.field_type in ("NUMERIC", "BIGNUMERIC")
+                      for f in table.schema)
+        fill = adoption_fill_statement(self.table, self.created_field, numeric=numeric)
+        job = self.run_job(base, lambda job_id: self.query(fill, job_id))
         log.warning("Adopted %s rows of %s that another writer left without %s: filled it from %s (job %s)",
-                    self._unplaced, self.table, PARTITION_COLUMN, CREATED_UNIX_COLUMN, job.job_id)
+                    self._unplaced, self.table, PARTITION_COLUMN, self.created_field, job.job_id)
         # Rows another writer added meanwhile would be invisible to this run again: look once more.
         unplaced, _, _ = self._count_unplaced(True, True)
         if unplaced:
             raise RevCentBigQueryError(
                 f"Table {self.table} still holds {unplaced} row(s) without {PARTITION_COLUMN} after job {job.job_id} "
                 f"filled them: another writer is adding rows without it. Stop that writer (or have it set "
-                f"{PARTITION_COLUMN} = TIMESTAMP_SECONDS({CREATED_UNIX_COLUMN})), then run again; nothing else was "
+                f"{PARTITION_COLUMN} = TIMESTAMP_SECONDS({self.created_field})), then run again; nothing else was "
                 "changed."
             )
         self._unplaced = 0

@@ -394,7 +394,8 @@ class RunStaging:
         steps = partition_steps(first, last, **self.destination.step_limits)
         history_staging = self.history_table or (self.table if self.destination.history is not None else None)
         sql = apply_script(self.destination.table, self.table, self._names(), steps, run_id=run_id,
-                           history=self.destination.history, history_staging=history_staging)
+                           history=self.destination.history, history_staging=history_staging,
+                           key=self.destination.key_field)
         try:
             job = jobs.run(f"{base}_t{attempt}", lambda job_id: self.destination.query(sql, job_id))
         except RevCentBigQueryError:

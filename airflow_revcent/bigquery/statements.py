@@ -119,12 +119,17 @@ def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def _deduplicated(staging: TableRef, step: Step) -> str:
-    # One row per id even if a staging table holds one twice (results shift while paging): the
+#: The column that identifies an item, unless the resource names another (``key_field``).
+DEFAULT_KEY = "id"
+
+
+def _deduplicated(staging: TableRef, step: Step, key: str = DEFAULT_KEY) -> str:
+    # One row per key even if a staging table holds one twice (results shift while paging): the
     # latest read wins. An UPDATE whose source matches a target row twice fails outright, and a
     # history would get two versions.
     return (f"(SELECT * FROM {staging.sql()} AS R WHERE {step.condition('R')}\n"
-            "    QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `_extracted_at` DESC, `_content_hash`) = 1)")
+            f"    QUALIFY ROW_NUMBER() OVER (PARTITION BY {_q(key)} ORDER BY `_extracted_at` DESC, `_content_hash`) "
+            "= 1)")
 
 
 def _current(destination: TableRef, step: Step) -> str:
@@ -143,11 +148,12 @@ _REREAD = "({t}.`_content_hash` = S.`_content_hash` AND S.`_extracted_at` > {t}.
 INSERTED, UPDATED = "revcent_inserted", "revcent_updated"
 
 
-def _changed(destination: TableRef, staging: TableRef, step: Step) -> str:
+def _changed(destination: TableRef, staging: TableRef, step: Step, key: str = DEFAULT_KEY) -> str:
     """Staging rows (S) of a step that are new or replace their stored row (T), joined to it."""
-    return (f"FROM {_deduplicated(staging, step)} AS S\n"
-            f"  LEFT JOIN {_current(destination, step)} AS T ON T.`id` = S.`id`\n"
-            f"  WHERE T.`id` IS NULL OR {_REPLACES.format(t='T')}")
+    k = _q(key)
+    return (f"FROM {_deduplicated(staging, step, key)} AS S\n"
+            f"  LEFT JOIN {_current(destination, step)} AS T ON T.{k} = S.{k}\n"
+            f"  WHERE T.{k} IS NULL OR {_REPLACES.format(t='T')}")
 
 
 def history_bound(step: Step, alias: str) -> str:
@@ -214,6 +220,7 @@ def apply_script(
     run_id: str | None = None,
     history: TableRef | None = None,
     history_staging: TableRef | None = None,
+    key: str = DEFAULT_KEY,
 ) -> str:
     """One transaction applying a staging table to the destination (see the module docstring).
 
@@ -229,10 +236,12 @@ def apply_script(
         ``_valid_to``, ``_is_current``), partitioned on ``_valid_from``, or ``None``.
     :param history_staging: the same rows as ``staging`` in a table with the history's schema
         (``staging`` itself when the two tables' columns are alike).
+    :param key: the column that identifies an item (the resource's ``key_field``): rows are matched on it.
     """
+    k = _q(key)
     names = ", ".join(_q(c) for c in columns)
     updates = ", ".join(f"{_q(c)} = {_value(c, inserting=False)}" for c in columns
-                        if c not in ("id", "_first_seen_at", PARTITION_COLUMN))
+                        if c not in (key, "_first_seen_at", PARTITION_COLUMN))
     statements = [f"DECLARE {INSERTED} INT64 DEFAULT 0;", f"DECLARE {UPDATED} INT64 DEFAULT 0;",
                   "BEGIN TRANSACTION;", lock_statement(destination.lock(), run_id), lock_check_statement()]
     for step in steps:
@@ -241,75 +250,85 @@ def apply_script(
             # Both history statements read the destination before this step changes it.
             statements += [
                 f"UPDATE {history.sql()} AS H SET `_valid_to` = C.`_extracted_at`, `_is_current` = FALSE\n"
-                f"  FROM (SELECT S.`id`, S.`_extracted_at` {_changed(destination, staging, step)}) AS C\n"
-                f"  WHERE H.`_is_current` AND H.`id` = C.`id` AND {history_bound(step, 'H')};",
+                f"  FROM (SELECT S.{k}, S.`_extracted_at` {_changed(destination, staging, step, key)}) AS C\n"
+                f"  WHERE H.`_is_current` AND H.{k} = C.{k} AND {history_bound(step, 'H')};",
                 f"INSERT INTO {history.sql()} ({names}, `_valid_from`, `_valid_to`, `_is_current`)\n"
                 f"  SELECT {', '.join(_value(c, inserting=False) for c in columns)}, S.`_extracted_at`, NULL, TRUE\n"
-                f"  {_changed(destination, source, step)};",
+                f"  {_changed(destination, source, step, key)};",
             ]
         statements += [
             f"UPDATE {destination.sql()} AS T SET {updates}\n"
-            f"  FROM {_deduplicated(staging, step)} AS S\n"
-            f"  WHERE T.`id` = S.`id` AND {step.condition('T')} AND {_REPLACES.format(t='T')};",
+            f"  FROM {_deduplicated(staging, step, key)} AS S\n"
+            f"  WHERE T.{k} = S.{k} AND {step.condition('T')} AND {_REPLACES.format(t='T')};",
             f"SET {UPDATED} = {UPDATED} + @@row_count;",
             f"INSERT INTO {destination.sql()} ({names})\n"
             f"  SELECT {', '.join(_value(c, inserting=True) for c in columns)}\n"
-            f"  FROM {_deduplicated(staging, step)} AS S\n"
-            f"  WHERE NOT EXISTS (SELECT 1 FROM {_current(destination, step)} AS T WHERE T.`id` = S.`id`);",
+            f"  FROM {_deduplicated(staging, step, key)} AS S\n"
+            f"  WHERE NOT EXISTS (SELECT 1 FROM {_current(destination, step)} AS T WHERE T.{k} = S.{k});",
             f"SET {INSERTED} = {INSERTED} + @@row_count;",
             # Same content read later: only the read time moves (after the two above, so a row they
             # wrote already carries this read's time and is not touched again).
             f"UPDATE {destination.sql()} AS T SET `_extracted_at` = S.`_extracted_at`\n"
-            f"  FROM {_deduplicated(staging, step)} AS S\n"
-            f"  WHERE T.`id` = S.`id` AND {step.condition('T')} AND {_REREAD.format(t='T')};",
+            f"  FROM {_deduplicated(staging, step, key)} AS S\n"
+            f"  WHERE T.{k} = S.{k} AND {step.condition('T')} AND {_REREAD.format(t='T')};",
         ]
     statements += ["COMMIT TRANSACTION;", f"SELECT {INSERTED} AS inserted, {UPDATED} AS updated;"]
     return "\n".join(statements)
 
 
-#: The API's creation time, from which ``_created_at`` is derived (as the load files derive it).
+#: The API's creation time, from which ``_created_at`` is derived (as the load files derive it), unless the
+#: resource names another (``created_field``).
 CREATED_UNIX_COLUMN = "created_date_unix"
 
 
-def unplaced_rows_query(destination: TableRef, *, has_created_at: bool, has_created_unix: bool) -> str:
+def unplaced_rows_query(destination: TableRef, *, has_created_at: bool, has_created_unix: bool,
+                        created: str = CREATED_UNIX_COLUMN) -> str:
     """How many rows no bounded statement can see (``_created_at`` NULL or absent), and how many of them
     nothing can place (``created_date_unix`` NULL or absent) (read-only).
 
     :param destination: the customers table, before the pipeline changes it.
     :param has_created_at: the table has a ``_created_at`` column.
-    :param has_created_unix: the table has a ``created_date_unix`` column.
+    :param has_created_unix: the table has the ``created`` column.
+    :param created: the column of the item's creation time in unix seconds (the resource's ``created_field``).
     """
-    return (f"SELECT COUNT(*) AS unplaced, COUNTIF({_orphan(has_created_unix)}) AS orphans\n"
+    return (f"SELECT COUNT(*) AS unplaced, COUNTIF({_orphan(has_created_unix, created)}) AS orphans\n"
             f"FROM {destination.sql()}{_unplaced(has_created_at)}")
 
 
-def orphan_ids_query(destination: TableRef, *, has_created_at: bool, has_created_unix: bool, limit: int = 5) -> str:
-    """A few ids of the rows nothing can place, for the error message (read-only).
+def orphan_ids_query(destination: TableRef, *, has_created_at: bool, has_created_unix: bool, limit: int = 5,
+                     key: str = DEFAULT_KEY, created: str = CREATED_UNIX_COLUMN) -> str:
+    """A few keys of the rows nothing can place, for the error message (read-only), as the column ``id``.
 
     :param destination: the customers table.
     :param has_created_at: the table has a ``_created_at`` column.
-    :param has_created_unix: the table has a ``created_date_unix`` column.
+    :param has_created_unix: the table has the ``created`` column.
     :param limit: how many.
+    :param key: the column that identifies an item (the resource's ``key_field``).
+    :param created: the column of the item's creation time in unix seconds.
     """
     where = _unplaced(has_created_at)
-    orphan = _orphan(has_created_unix)
+    orphan = _orphan(has_created_unix, created)
     where = f"{where} AND {orphan}" if where else f" WHERE {orphan}"
-    return f"SELECT CAST(`id` AS STRING) AS id FROM {destination.sql()}{where} ORDER BY id LIMIT {int(limit)}"
+    return (f"SELECT CAST({_q(key)} AS STRING) AS id FROM {destination.sql()}{where} ORDER BY id "
+            f"LIMIT {int(limit)}")
 
 
 def _unplaced(has_created_at: bool) -> str:
     return f" WHERE {_q(PARTITION_COLUMN)} IS NULL" if has_created_at else ""
 
 
-def _orphan(has_created_unix: bool) -> str:
-    return f"{_q(CREATED_UNIX_COLUMN)} IS NULL" if has_created_unix else "TRUE"
+def _orphan(has_created_unix: bool, created: str = CREATED_UNIX_COLUMN) -> str:
+    return f"{_q(created)} IS NULL" if has_created_unix else "TRUE"
 
 
-def adoption_fill_statement(destination: TableRef) -> str:
+def adoption_fill_statement(destination: TableRef, created: str = CREATED_UNIX_COLUMN, *, numeric: bool = False) -> str:
     """Give the rows another writer left without ``_created_at`` the value the pipeline would have written,
     so the bounded statements see them. Idempotent: a second run (or a concurrent one) finds nothing to fill.
 
     :param destination: the customers table (with a nullable ``_created_at``).
+    :param created: the column of the item's creation time in unix seconds (the resource's ``created_field``).
+    :param numeric: that column is NUMERIC (a ``number`` in the schema): cast, as TIMESTAMP_SECONDS takes INT64.
     """
-    return (f"UPDATE {destination.sql()} SET {_q(PARTITION_COLUMN)} = TIMESTAMP_SECONDS({_q(CREATED_UNIX_COLUMN)})\n"
-            f"WHERE {_q(PARTITION_COLUMN)} IS NULL AND {_q(CREATED_UNIX_COLUMN)} IS NOT NULL")
+    seconds = f"CAST({_q(created)} AS INT64)" if numeric else _q(created)
+    return (f"UPDATE {destination.sql()} SET {_q(PARTITION_COLUMN)} = TIMESTAMP_SECONDS({seconds})\n"
+            f"WHERE {_q(PARTITION_COLUMN)} IS NULL AND {_q(created)} IS NOT NULL")

@@ -36,8 +36,11 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from airflow_revcent import __version__
 from airflow_revcent.api.documents import (
     OPENAPI_ENDPOINT,
+    CachedDocument,
+    cached_document,
+    cached_document_file,
+    is_customers,
     parse_document,
-    read_document_file,
     resource_from_document,
     same_origin,
     spec_location,
@@ -78,6 +81,7 @@ from airflow_revcent.exceptions import (
 from airflow_revcent.filters import CustomerFilters, Filters
 from airflow_revcent.pacing import Pacer
 from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowStats
+from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy
 from airflow_revcent.resources import Resource
 from airflow_revcent.windows import Window
 
@@ -212,7 +216,7 @@ class RevCentHook(HttpHook):
         if openapi_spec is not None:
             spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
         self.openapi_spec = openapi_spec
-        self._document: dict[str, Any] | None = None
+        self._document: CachedDocument | None = None
         self._document_lock = threading.Lock()
         self._local = threading.local()
         # Set when a read is abandoned (the consumer failed) or cancelled: threads stop retrying and pausing.
@@ -583,7 +587,8 @@ class RevCentHook(HttpHook):
 
     # -- RevCent's OpenAPI document -----------------------------------------------------------------
     def get_openapi_document(self) -> dict[str, Any]:
-        """RevCent's OpenAPI document, parsed; read once per hook (so once per task).
+        """RevCent's OpenAPI document, parsed (read-only: the worker's other hooks share it); read once per
+        hook (so once per task), parsed once per worker process for the same bytes.
 
         From ``openapi_spec`` (the constructor's, else the connection extra's): a local file, or a URL, which
         receives the key only when it is on the API's own host. Without it, ``/v2/openapi.json`` from the
@@ -592,6 +597,9 @@ class RevCentHook(HttpHook):
         :raises RevCentConfigError: ``openapi_spec`` names a file that cannot be read or is not a JSON object.
         :raises RevCentAPIError: the document could not be fetched (the error says why).
         """
+        return self._openapi_document().body
+
+    def _openapi_document(self) -> CachedDocument:
         with self._document_lock:
             if self._document is None:
                 self._document = self._read_openapi_document()
@@ -605,48 +613,65 @@ class RevCentHook(HttpHook):
             return self.settings.base_url + OPENAPI_ENDPOINT
         return spec_location(spec)[1]
 
-    def _read_openapi_document(self) -> dict[str, Any]:
+    def _read_openapi_document(self) -> CachedDocument:
         spec = self.openapi_spec or self.settings.openapi_spec
         kind, where = spec_location(spec) if spec is not None else ("url", self.openapi_source)
         if kind == "file":
-            document = read_document_file(where)
-            self.log.info("Read RevCent's OpenAPI document from the file %s", where)
+            document = cached_document_file(where)
+            self.log.info("Read RevCent's OpenAPI document from the file %s (sha256 %s)", where, document.digest)
             return document
         keyed = same_origin(where, self.settings.base_url)
         # Only the path and host go into messages: a URL's query could hold a token.
         shown = f"{urlsplit(where).scheme}://{urlsplit(where).netloc}{urlsplit(where).path}"
         what = f"OpenAPI document request ({shown})"
 
-        def parse(content: bytes, response: requests.Response) -> dict[str, Any]:
-            return parse_document(response.status_code, content, response.headers, what=what, url=shown)
+        def parse(content: bytes, response: requests.Response) -> CachedDocument:
+            def document(data: bytes) -> dict[str, Any]:
+                return parse_document(response.status_code, data, response.headers, what=what, url=shown)
 
-        document = self._send(where, None, what=what, parse=parse, keyed=keyed)
-        self.log.info("Fetched RevCent's OpenAPI document from %s (%s the API key)", shown,
-                      "with" if keyed else "without")
-        return document
+            if not 200 <= response.status_code < 300:
+                document(content)  # raises: an error status is classified as always, never looked up
+            return cached_document(content, document)
+
+        fetched = self._send(where, None, what=what, parse=parse, keyed=keyed)
+        self.log.info("Fetched RevCent's OpenAPI document from %s (%s the API key; sha256 %s)", shown,
+                      "with" if keyed else "without", fetched.digest)
+        return fetched
 
     def get_resource(self, name: str, *, key_field: str | None = None, created_field: str | None = None) -> Resource:
         """The list resource ``name`` from RevCent's OpenAPI document (:meth:`get_openapi_document`).
 
-        When no ``openapi_spec`` is set and ``/v2/openapi.json`` cannot be had, customers still comes from the
-        packaged GetCustomers operation (with a warning); any other resource is an error that says why. An
-        ``openapi_spec`` that cannot be read is always an error: a pinned document is never replaced.
+        When no ``openapi_spec`` is set, customers comes from the packaged GetCustomers operation (with a
+        warning that says why) if ``/v2/openapi.json`` cannot be had (unreachable, refused, not JSON) or holds
+        no usable customers list; any other resource is an error that says why. A rejected API key is always
+        :class:`~airflow_revcent.exceptions.RevCentAuthError`, and an ``openapi_spec`` that cannot be read or
+        lacks the resource is always an error: a pinned document is never replaced.
 
         :param name: a list path's last segment (``"sales"``) or an operationId (``"GetSales"``).
         :param key_field: the item's identifying field, when not ``id``.
         :param created_field: the item's creation time, when not ``created_date_unix``.
         """
+        pinned = bool(self.openapi_spec or self.settings.openapi_spec)
         try:
-            document: dict[str, Any] | None = self.get_openapi_document()
-            why = None
+            document = self._openapi_document()
+        except RevCentAuthError:
+            raise  # the list requests would be refused too: say so now, before any of them
         except (RevCentAPIError, RevCentConfigError) as exc:
-            if self.openapi_spec or self.settings.openapi_spec:
+            if pinned:
                 raise
-            document, why = None, str(exc)
             self.log.warning("RevCent's OpenAPI document could not be had (%s); resource %r is read from the "
-                             "packaged operation if it is customers", why, name)
-        return resource_from_document(name, document, source=self.openapi_source, unavailable=why,
-                                      key_field=key_field, created_field=created_field)
+                             "packaged operation if it is customers", exc, name)
+            return resource_from_document(name, None, unavailable=str(exc), key_field=key_field,
+                                          created_field=created_field)
+        try:
+            return document.resource(name, source=self.openapi_source, key_field=key_field,
+                                     created_field=created_field)
+        except RevCentConfigError as exc:
+            if pinned or not is_customers(name):
+                raise
+            self.log.warning("RevCent's OpenAPI document has no usable customers list (%s); customers are read "
+                             "with the packaged GetCustomers operation", exc)
+            return resource_from_document(name, None, key_field=key_field, created_field=created_field)
 
     def _log_retry(self, exc: BaseException | None, attempt: int, attempts: int, wait_s: float) -> None:
         with self._requests_lock:
@@ -660,8 +685,9 @@ class RevCentHook(HttpHook):
         *,
         filters: CustomerFilters | Filters | None = None,
         page_size: int = MAX_PAGE_SIZE,
-        skip_invalid: bool = False,
+        on_invalid_record: InvalidPolicy = "fail",
         resource: Resource | None = None,
+        skip_invalid: bool | None = None,
     ) -> Iterator[WindowBatch]:
         """Read windows concurrently; yield the items each page adds, as pages arrive.
 
@@ -674,9 +700,18 @@ class RevCentHook(HttpHook):
         :param windows: the windows to read.
         :param filters: optional filters (validated for ``resource``).
         :param page_size: items per page, 1..25.
-        :param skip_invalid: drop items without a usable key or creation time instead of failing.
+        :param on_invalid_record: ``"fail"`` (default): an item without a usable key or creation time fails
+            the read; ``"keep"``: such items are skipped and counted (the operator's ``on_invalid_record``).
         :param resource: the list resource to read (default: customers, from ``/v2/customers``).
+        :param skip_invalid: deprecated: ``True`` is ``on_invalid_record="keep"``.
         """
+        if skip_invalid is not None:
+            warnings.warn("RevCentHook.iter_pages(skip_invalid=...) is deprecated: pass on_invalid_record='keep' "
+                          "(or 'fail') instead.", AirflowProviderDeprecationWarning, stacklevel=2)
+            on_invalid_record = "keep" if skip_invalid else "fail"
+        if on_invalid_record not in INVALID_POLICIES:
+            raise RevCentConfigError(f"on_invalid_record={on_invalid_record!r} must be one of "
+                                     f"{', '.join(map(repr, INVALID_POLICIES))}.")
         path = resource.path if resource is not None else CUSTOMERS_ENDPOINT
         key_field = resource.key_field if resource is not None else "id"
         created_field = resource.created_field if resource is not None else "created_date_unix"
@@ -698,7 +733,7 @@ class RevCentHook(HttpHook):
         self.pacer  # noqa: B018 - created here, once, before the threads that share it
         self._adapter  # noqa: B018 - likewise the one connection pool every thread's session mounts
         try:
-            for batch in reader.read(windows, skip_invalid=skip_invalid):
+            for batch in reader.read(windows, on_invalid_record=on_invalid_record):
                 self._first_page = reader.first_page
                 yield batch
         finally:

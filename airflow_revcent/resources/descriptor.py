@@ -301,15 +301,45 @@ def find_resource(
         )
     key = key_field or match.key_field
     created = created_field or match.created_field
-    fields = match.item_fields
-    missing = [f for f in (key, created) if f not in fields]
-    if fields and missing:
-        raise RevCentConfigError(
-            f"The items of {match.name!r} ({match.operation_id}) have no field {', '.join(map(repr, missing))}; "
-            f"their fields are {', '.join(fields)}. Name the identifying field (key_field) and the creation time "
-            "in unix seconds (created_field) among them."
-        )
+    _check_fields(match, key, created, key_given=key_field is not None, created_given=created_field is not None)
     return replace(match, key_field=key, created_field=created)
+
+
+#: Column types an item's key may have: one scalar the statements compare with ``=`` (``T.key = S.key``).
+KEY_TYPES = ("STRING", "INTEGER")
+#: Column types a creation time in unix seconds may have.
+CREATED_TYPES = ("INTEGER", "NUMERIC")
+
+
+def _check_fields(resource: Resource, key: str, created: str, *, key_given: bool, created_given: bool) -> None:
+    """The key and creation fields must be top-level fields of the item, of a type they can serve as: the key
+    a single string or integer (windows de-duplicate on it, the table is merged on it), the creation time an
+    integer or number of unix seconds (it picks the window and the partition). Raises naming the argument, its
+    value and the fields that could serve."""
+    fields = resource.item_fields
+    if not fields:
+        return  # an item schema without properties: nothing to check against (the pages are, item by item)
+    columns = {c.name: c for c in resource.columns}
+    where = f"the items of {resource.name!r} ({resource.operation_id})"
+    for argument, value, given, types, what in (
+        ("key_field", key, key_given, KEY_TYPES, "the field that identifies an item: a string or integer"),
+        ("created_field", created, created_given, CREATED_TYPES,
+         "the item's creation time: an integer or number of unix seconds"),
+    ):
+        column = columns.get(value)
+        fit = [c.name for c in resource.columns if c.type in types and c.mode != "REPEATED"]
+        shown = f"{argument}={value!r}" if given else f"{argument} (default {value!r})"
+        if column is None:
+            problem = f"is not a top-level field of {where}; their fields are {', '.join(fields)}"
+        elif column.type not in types or column.mode == "REPEATED":
+            kind = f"{'a list of ' if column.mode == 'REPEATED' else ''}{column.type}"
+            problem = f"is {kind} in {where}"
+        else:
+            continue
+        raise RevCentConfigError(
+            f"{shown} {problem}. It must name {what}; fields that could serve: "
+            f"{', '.join(fit) if fit else 'none'}. Pass {argument} naming one of them."
+        )
 
 
 @cache

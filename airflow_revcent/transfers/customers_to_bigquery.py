@@ -35,9 +35,11 @@ class CustomersToBigQueryOperator(RevCentToBigQueryOperator):
     a customer, changed customers are updated, and a failed run leaves the table as it was.
 
     Takes every argument of :class:`~airflow_revcent.transfers.revcent_to_bigquery.RevCentToBigQueryOperator`
-    but ``resource`` and ``filters``; the customers filters are these named arguments instead. Without an
-    ``openapi_spec`` (argument or connection extra) the columns come from the packaged GetCustomers operation
-    and no document is requested.
+    but ``resource`` and ``filters``; the customers filters are these named arguments instead, checked against
+    the packaged GetCustomers operation. The columns come from RevCent's OpenAPI document like any resource's
+    (``/v2/openapi.json`` from the connection's host, once per task, unless ``openapi_spec`` says otherwise);
+    when no document can be had, or it has no usable customers list, from the packaged GetCustomers operation,
+    with a warning.
 
     :param destination_table: ``[project.]dataset.table`` (templated).
     :param campaign_filter: campaign ids (templated).

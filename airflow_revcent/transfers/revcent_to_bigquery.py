@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow.sdk import BaseOperator
 
-from airflow_revcent.api.documents import spec_location
+from airflow_revcent.api.documents import is_customers, spec_location
 from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
 from airflow_revcent.api.responses import MAX_PAGE_SIZE
 from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
@@ -97,8 +97,6 @@ PiiPolicyChange = Literal["refuse", "allow"]
 #: The keyword arguments ``request_options`` and ``pii`` replace (still accepted, with a warning).
 _DEPRECATED_REQUEST_ARGS = tuple(n for n in REQUEST_OPTION_NAMES if n != "connect_timeout")
 _DEPRECATED_PII_ARGS = ("exclude_fields", "hash_fields", "hash_key_conn_id")
-#: The names that mean the customers resource (its path's last segment, its operationId).
-_CUSTOMERS = ("customers", "getcustomers")
 #: How many times one attempt opens its run's staging again after a sibling attempt dropped it.
 _STAGING_REOPENS = 2
 #: "now" for the run's key: the interval as asked for, before an end in the future is clipped.
@@ -170,6 +168,23 @@ class RunPlan:
     @property
     def bounds(self) -> list[tuple[int, int]]:
         return [(w.start, w.end) for w in self.windows]
+
+
+def _check_resource_args(resource: Any, openapi_spec: Any, key_field: Any, created_field: Any) -> None:
+    """The static arguments that name the resource and its key fields, checked when the DAG file is parsed."""
+    if not isinstance(resource, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", resource.strip()):
+        raise RevCentConfigError(
+            f"resource={resource!r} must name a RevCent list resource: its path's last segment (\"sales\", "
+            "\"tax\", \"api_calls\") or its operationId (\"GetSales\"). python -m airflow_revcent resources "
+            "lists those a document offers."
+        )
+    if openapi_spec is not None:
+        spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
+    for name, value in (("key_field", key_field), ("created_field", created_field)):
+        if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)):
+            raise RevCentConfigError(
+                f"{name}={value!r} must name a top-level field of the resource's items (letters, digits and "
+                "underscores), or be None for the resource's own.")
 
 
 def _choice(value: Any, name: str, policy: Any) -> Any:
@@ -288,8 +303,16 @@ class RevCentToBigQueryOperator(BaseOperator):
         before any request.
     :param openapi_spec: RevCent's OpenAPI document as a local file (path or ``file://``) or a URL, for a
         worker without access to ``/v2/openapi.json`` or to pin a version; default: the connection's
-        ``openapi_spec`` extra, else ``/v2/openapi.json`` from the connection's host. Customers works without
-        any document (the packaged GetCustomers operation); another resource without one fails, saying why.
+        ``openapi_spec`` extra, else ``/v2/openapi.json`` from the connection's host (fetched once per task,
+        parsed once per worker for the same content). Customers works without any document: when none can be
+        had, or it has no usable customers list, the packaged GetCustomers operation is used, with a warning;
+        another resource without one fails, saying why.
+    :param key_field: the item's field that identifies it, when the resource's is not ``id``: items are
+        de-duplicated on it and the table is merged on its column. A top-level string or integer field of
+        the item schema; checked once the document is read (an error lists the fields that could serve).
+    :param created_field: the item's creation time in unix seconds, when the resource's is not
+        ``created_date_unix``: it places each item in its window and its partition (``_created_at``). A
+        top-level integer or number field of the item schema; checked like ``key_field``.
     :param revcent_conn_id: the RevCent connection (templated).
     :param gcp_conn_id: the Google Cloud connection (templated).
     :param project_id: the project that runs and pays for the BigQuery jobs (templated); default: the
@@ -365,6 +388,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         destination_table: str,
         filters: Any = None,
         openapi_spec: str | None = None,
+        key_field: str | None = None,
+        created_field: str | None = None,
         revcent_conn_id: str = RevCentHook.default_conn_name,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         impersonation_chain: str | Sequence[str] | None = None,
@@ -389,17 +414,10 @@ class RevCentToBigQueryOperator(BaseOperator):
         tmp_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(resource, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", resource.strip()):
-            raise RevCentConfigError(
-                f"resource={resource!r} must name a RevCent list resource: its path's last segment (\"sales\", "
-                "\"tax\", \"api_calls\") or its operationId (\"GetSales\"). python -m airflow_revcent resources "
-                "lists those a document offers."
-            )
-        if openapi_spec is not None:
-            spec_location(openapi_spec)  # a static argument: an empty value or another scheme fails now
+        _check_resource_args(resource, openapi_spec, key_field, created_field)
         operator = type(self).__name__
         request_options = self._request_options(request_options, kwargs, operator)
-        pii = self._pii_settings(pii, kwargs, operator, check=resource.strip().lower() in _CUSTOMERS)
+        pii = self._pii_settings(pii, kwargs, operator, check=is_customers(resource))
         if "retry_policy" not in kwargs and (policy := default_retry_policy()) is not None:
             kwargs["retry_policy"] = policy
         if "outlets" not in kwargs and (asset := static_asset(destination_table)) is not None:
@@ -409,6 +427,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         super().__init__(**kwargs)
         self.resource = resource.strip()
         self.openapi_spec = openapi_spec
+        self.key_field = key_field
+        self.created_field = created_field
         # Templated arguments: kept as given, checked in execute() once rendered.
         self.destination_table = destination_table
         self.filters = filters
@@ -508,7 +528,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         resource = self.resolved_resource = self._resource()
         windows = split_windows(read, self._window_size(resource))
         filters, pii = self._filters(resource), self._pii()
-        destination = self._destination(apply_pii(resource.columns, pii), context, pii=pii)
+        destination = self._destination(
+            apply_pii(resource.columns, pii, keep=(resource.key_field, resource.created_field)), context, pii=pii)
         destination.prepare()
         run_key = self._run_key(context, destination.table, resource, filters)
         staging = destination.run_staging(run_key)
@@ -534,7 +555,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         self.revcent_hook.check_connection()
         resource = self.resolved_resource = self._resource()
         filters, pii = self._filters(resource), self._pii()
-        destination = self._destination(apply_pii(resource.columns, pii), context, pii=pii)
+        destination = self._destination(
+            apply_pii(resource.columns, pii, keep=(resource.key_field, resource.created_field)), context, pii=pii)
         if str(destination.table) != plan.destination:
             raise RevCentConfigError(
                 f"destination_table={self.destination_table!r} is {destination.table}, but the run was planned for "
@@ -642,7 +664,7 @@ class RevCentToBigQueryOperator(BaseOperator):
         resource = plan.resolved
         converter = self._converter = RecordConverter(
             destination.api_columns, on_invalid_record=self.on_invalid_record, pii=plan.pii,
-            item=item_noun(resource).capitalize())
+            item=item_noun(resource).capitalize(), key_field=resource.key_field)
         suffix = metadata_suffix(extracted_at=plan.extracted_at, interval_start=plan.interval.start,
                                  interval_end=plan.interval.end, run_id=context.get("run_id"))
         promoted: dict[str, Promotion] = {}
@@ -665,7 +687,7 @@ class RevCentToBigQueryOperator(BaseOperator):
             self._extraction = extract(
                 self.revcent_hook, resource, [plan.windows[i] for i in todo], filters=plan.filters,
                 converter=converter, files=files, stage=stage, before_stage=before_stage, indexes=todo,
-                total=len(plan.windows), page_size=self.page_size, skip_invalid=self.on_invalid_record == "keep",
+                total=len(plan.windows), page_size=self.page_size, on_invalid_record=self.on_invalid_record,
                 fail_on_count_mismatch=fail, started=plan.started, log=self.log)
         self._extraction.promoted = {p.path: p.type for p in promoted.values()}
 
@@ -681,15 +703,11 @@ class RevCentToBigQueryOperator(BaseOperator):
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     def _resource(self) -> Resource:
-        """The resource to land. Customers without a configured document (no ``openapi_spec``, argument or
-        connection extra) is the packaged GetCustomers operation, read without a request, so a customers run
-        sends exactly the requests it always did; anything else comes from the document
-        (:meth:`RevCentHook.get_resource`)."""
-        hook = self.revcent_hook
-        configured = self.openapi_spec or getattr(hook.settings, "openapi_spec", None)
-        if self.resource.lower() in _CUSTOMERS and not configured:
-            return customers_resource()
-        resource: Resource = hook.get_resource(self.resource)
+        """The resource to land, from RevCent's OpenAPI document (:meth:`RevCentHook.get_resource`): fetched
+        once per task from the connection's host unless ``openapi_spec`` points elsewhere. Customers falls back
+        to the packaged GetCustomers operation, with a warning, when no document can be had."""
+        resource: Resource = self.revcent_hook.get_resource(self.resource, key_field=self.key_field,
+                                                            created_field=self.created_field)
         self.log.info("Resource %s (%s, %s): at most %s per request, %d filters, %d columns", resource.name,
                       resource.operation_id, resource.path, resource.max_window, len(resource.filters),
                       len(resource.columns))
@@ -824,7 +842,8 @@ class RevCentToBigQueryOperator(BaseOperator):
             client, table, api_columns, location=self.location or None, staging_expiration=self.staging_expiration,
             history=history, labels=job_labels(dag_id, task_id, self.labels), job_prefix=job_prefix(dag_id, task_id),
             kms_key_name=self.kms_key_name, pii=pii, pii_policy_change=self.pii_policy_change,
-            resource_name=resource.name, resource_path=resource.path)
+            resource_name=resource.name, resource_path=resource.path, key_field=resource.key_field,
+            created_field=resource.created_field)
         return self._active_destination
 
     def _promote(self, converter: RecordConverter, destination: CustomersDestination, staging: RunStaging,

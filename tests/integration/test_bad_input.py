@@ -46,7 +46,8 @@ def test_bad_templated_values_fail_before_any_request_or_load(kwargs, message, s
     args = {"destination_table": table_name, **RANGE, **kwargs}
     with pytest.raises(RevCentConfigError, match=message):
         run_operator(**args)
-    assert server.stats.requests == 0
+    # No page was asked for; RevCent's document at most (filters are checked against it once it is read).
+    assert server.stats.list_requests == 0 and server.stats.requests <= 1
     assert table_rows(bq_client, table_name) == []
 
 
@@ -78,7 +79,8 @@ def test_rejected_api_key_is_not_retried(store, sandbox, connections, bq_client,
     connections(server, key="revoked-key-0000")
     with pytest.raises(RevCentAuthError, match=r"rejected the API key.*HTTP 401") as info:
         run_operator(destination_table=table_name, **RANGE)
-    assert server.stats.requests == 1
+    # RevCent's document needs no key (the sandbox serves it openly), then the first page is refused, once.
+    assert server.stats.list_requests == 1 and server.stats.by_path == {"/v2/openapi.json": 1, "/v2/customers": 1}
     assert "revoked-key-0000" not in str(info.value)
     assert table_rows(bq_client, table_name) == []
 

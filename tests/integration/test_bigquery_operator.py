@@ -79,7 +79,7 @@ def test_a_run_the_disk_cannot_hold_fails_after_the_first_page(store, proxied, m
     monkeypatch.setattr("shutil.disk_usage", lambda path: usage(0, 0, 50_000))
     with pytest.raises(RevCentDiskSpaceError, match="tmp_dir"):
         run_operator(destination_table=table_name, **RANGE)
-    assert server.stats.requests <= 5  # the first page told the total: nothing more was read
+    assert server.stats.list_requests <= 5  # the first page told the total: nothing more was read
     assert table_rows(client, table_name) == []
 
 

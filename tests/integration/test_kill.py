@@ -66,7 +66,7 @@ def test_killed_during_extraction_then_retried(store, sandbox, connections, bq_c
     server = sandbox(store, latency_ms=60)
     connections(server, max_concurrency=2)
     child = start_child(table_name, tmp_path)
-    kill_when(child, lambda: server.stats.requests >= 5)
+    kill_when(child, lambda: server.stats.list_requests >= 5)
     assert table_rows(bq_client, table_name) == []  # nothing was applied
     leftovers = list(tmp_path.glob("airflow-revcent-*"))
     assert leftovers and (leftovers[0] / "owner.pid").exists()

@@ -52,7 +52,7 @@ def test_a_run_without_the_tables_pii_settings_is_refused_before_any_change(
     history = table_name + "_history"
     run_operator(run_id="protected", destination_table=table_name, history_table=history, pii=PROTECTED, **RANGE)
     before = _state(bq_client, table_name), _state(bq_client, history)
-    requests = server.stats.requests
+    requests = server.stats.list_requests
     store.mutate(0.5, seed=3)  # a run that got through would update rows
     # The sample daily DAG as it was: no PII settings, same table and range.
     with pytest.raises(RevCentConfigError, match="PII policy") as refused:
@@ -63,7 +63,7 @@ def test_a_run_without_the_tables_pii_settings_is_refused_before_any_change(
         assert field in message
     assert "pii_policy_change='allow'" in message and "revcent-pii-policy" in message
     assert (_state(bq_client, table_name), _state(bq_client, history)) == before
-    assert server.stats.requests == requests  # refused before it read a page
+    assert server.stats.list_requests == requests  # refused before it read a page (it read the document)
     # Without the history table too: the destination's own policy refuses it.
     with pytest.raises(RevCentConfigError, match="hashed in the table, plaintext in this run"):
         run_operator(run_id="plain_2", destination_table=table_name, **RANGE)

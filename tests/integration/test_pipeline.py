@@ -173,4 +173,4 @@ def test_dataset_in_another_location_is_refused_before_any_request(store, sandbo
     with pytest.raises(RevCentBigQueryError, match="is in location 'EU', but location='US'"):
         run_operator(destination_table="revcent_eu.customers", location="US", date_start="2026-07-01",
                      date_end="2026-07-02")
-    assert server.stats.requests == 0
+    assert server.stats.list_requests == 0  # RevCent's document was read, no page

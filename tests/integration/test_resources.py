@@ -40,11 +40,11 @@ def document(server: SandboxServer) -> OpenAPIDocument:
     return OpenAPIDocument(build_document(server.url), source="the sandbox document")
 
 
-def run(resource: str, **kwargs: Any) -> dict[str, Any]:
+def run(resource: str, run_id: str = "manual__resources", **kwargs: Any) -> dict[str, Any]:
     from airflow_revcent.transfers.revcent_to_bigquery import RevCentToBigQueryOperator
 
     operator = RevCentToBigQueryOperator(task_id=f"{resource}_to_bigquery", resource=resource, **kwargs)
-    context = {"run_id": "manual__resources", "ti": SimpleNamespace(dag_id="it", task_id=operator.task_id,
+    context = {"run_id": run_id, "ti": SimpleNamespace(dag_id="it", task_id=operator.task_id,
                                                                      map_index=-1)}
     return operator.execute(context)  # type: ignore[arg-type]  # a plain dict stands in for Airflow's Context
 
@@ -125,3 +125,52 @@ def test_the_served_document_has_refs_at_every_level(server):
         text = answer.read().decode()
     for target in ("#/components/parameters/", "#/components/schemas/", "#/components/responses/"):
         assert f'"$ref": "{target}' in text or f'"$ref":"{target}' in text, target
+
+
+def test_a_resource_keyed_on_another_field_lands_and_merges_on_that_column(server, document, connections, bq_client,
+                                                                          table_name):
+    connections(server)
+    key = "gateway_transaction_id"
+    first = run("transactions", destination_table=table_name, key_field=key, **RANGE)
+    truth = server.resources["transactions"].truth(START, END, exact=True)
+    columns = find_resource(document, "transactions", key_field=key).columns
+    assert_table_matches(bq_client, table_name, truth, columns=columns)
+    assert first["rows_inserted"] == len(truth) > 0
+    table = bq_client.get_table(f"{bq_client.project}.{table_name}")
+    schema = {f.name: f.mode for f in table.schema}
+    assert schema[key] == "REQUIRED" and schema["id"] == "NULLABLE"
+    assert key in (table.clustering_fields or []) and "id" not in (table.clustering_fields or [])
+    # Another writer changes every stored id: rows are still matched on the key, so a second read inserts none.
+    bq_client.query(f"UPDATE `{bq_client.project}.{table_name}` SET id = CONCAT('moved_', id) WHERE TRUE").result()
+    again = run("transactions", run_id="manual__again", destination_table=table_name, key_field=key, **RANGE)
+    assert not again["already_applied"] and again["rows_inserted"] == 0 and again["records_loaded"] == len(truth)
+    rows = table_rows(bq_client, table_name)
+    assert sorted(r[key] for r in rows) == sorted(t[key] for t in truth)  # each once
+    assert all(r["id"].startswith("moved_") for r in rows)  # not matched on id (that would insert each again)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"key_field": "transaction_ref"}, r"key_field='transaction_ref' is not a top-level field of the items of "
+                                       r"'transactions' \(GetTransactions\); their fields are id, "),
+    ({"created_field": "gateway_name"}, r"created_field='gateway_name' is STRING .*unix seconds; fields that "
+                                        r"could serve: created_date_unix"),
+])
+def test_a_key_or_creation_field_that_cannot_serve_fails_before_any_page(overrides, message, server, connections,
+                                                                          bq_client, table_name):
+    connections(server)
+    server.reset_stats()
+    with pytest.raises(RevCentConfigError, match=message):
+        run("transactions", destination_table=table_name, **overrides, **RANGE)
+    assert server.stats.list_requests == 0 and table_rows(bq_client, table_name) == []
+
+
+def test_customers_come_from_the_served_document_by_default(server, connections, bq_client, table_name):
+    from airflow_revcent.resources import customers_resource
+
+    connections(server)
+    server.reset_stats()
+    summary = run("customers", destination_table=table_name, **RANGE)
+    assert server.stats.by_path.get("/v2/openapi.json") == 1  # once for the task
+    assert summary["requests"] == server.stats.requests  # the document request is one of the run's
+    # The sandbox's customers are the packaged operation's: the same columns, whichever the run used.
+    assert_table_matches(bq_client, table_name, server.store.truth(START, END), columns=customers_resource().columns)

@@ -111,7 +111,7 @@ def test_customers_without_usable_id_fail_or_are_skipped(bad):
     reader.start()
     with pytest.raises(RevCentDataError, match="page 1, position 0"):
         reader.on_page(1, page(1, 1, [bad]))
-    lenient = WindowReader(WINDOW, skip_invalid=True)
+    lenient = WindowReader(WINDOW, on_invalid_record="keep")
     lenient.start()
     assert lenient.on_page(1, page(1, 2, [bad, cust(1)])).customers == [cust(1)]
     assert lenient.stats.skipped == 1
@@ -198,3 +198,13 @@ def test_the_key_and_creation_fields_come_from_the_resource():
     with pytest.raises(RevCentDataError, match=r"the sales item has uid=None and made=1500"):
         WindowReader(WINDOW, key_field="uid", created_field="made", item="sales item").on_page(
             1, CustomersPage(1, 1, 1, [{"id": "x", "made": 1500}]))
+
+
+def test_an_integer_key_identifies_items_as_a_string_one_does():
+    from airflow_revcent.paging import CustomersPage
+
+    reader = WindowReader(WINDOW, key_field="number")
+    reader.start()
+    items = [{"number": n, "created_date_unix": WINDOW.start + n} for n in (1, 2, 2)]
+    outcome = reader.on_page(1, CustomersPage(1, 2, 1, items))
+    assert [c["number"] for c in outcome.customers] == [1, 2]

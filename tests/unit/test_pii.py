@@ -65,3 +65,13 @@ def test_columns_under_the_settings():
     sales = find_column(columns, "sales")
     assert sales is not None and (sales.type, sales.mode) == ("STRING", "REPEATED")
     assert "HMAC-SHA256" in sales.description
+
+
+def test_a_resources_own_key_or_creation_field_cannot_be_excluded_or_hashed():
+    from airflow_revcent.columns import customer_columns
+    from airflow_revcent.exceptions import RevCentConfigError
+    from airflow_revcent.pii import PiiSettings, apply_pii
+
+    with pytest.raises(RevCentConfigError, match="'email' cannot be excluded or hashed: the pipeline needs it"):
+        apply_pii(customer_columns(), PiiSettings(exclude_fields=["email"]), keep=("email", "created_date_unix"))
+    assert apply_pii(customer_columns(), PiiSettings(exclude_fields=["email"]), keep=("id", "created_date_unix"))

@@ -58,7 +58,7 @@ def run(tmp_path: Path, hook: Hook, windows=WINDOWS, **kwargs):
     resource = customers_resource()
     with WindowFiles(suffix, directory=str(tmp_path)) as files:
         extraction = extract(hook, resource, windows, filters=None, files=files, stage=stage,
-                             converter=RecordConverter(resource.columns), page_size=25, skip_invalid=False,
+                             converter=RecordConverter(resource.columns), page_size=25, on_invalid_record="fail",
                              fail_on_count_mismatch=False, started=time.monotonic(),
                              log=logging.getLogger("test"), **kwargs)
     return staged, on_disk, files, extraction
@@ -107,6 +107,6 @@ def test_a_count_mismatch_with_fail_stages_the_window_unmarked_and_fails_after_t
             pytest.raises(RevCentCountMismatchError, match="Nothing was loaded into the destination"):
         extract(Short([3, 5]), resource, WINDOWS[:2], filters=None, files=files,
                 stage=lambda i, f, t, s, ok: staged.append((i, ok)), converter=RecordConverter(resource.columns),
-                page_size=25, skip_invalid=False, fail_on_count_mismatch=True, started=time.monotonic(),
+                page_size=25, on_invalid_record="fail", fail_on_count_mismatch=True, started=time.monotonic(),
                 log=logging.getLogger("test"))
     assert staged == [(0, True), (1, False)]  # window 1 staged but not done: a retry reads it again

@@ -76,6 +76,7 @@ class Case:
     wanted: tuple = ()
     history: list[SchemaField] | None = None
     steps: tuple = tuple(DAY)
+    key: str = "id"
 
 
 def _cases() -> list[Case]:
@@ -124,7 +125,8 @@ def _statements(case: Case, api: tuple | None = None) -> tuple[list[str], dict[s
             tables[str(HSTAGE)] = staging_schema(case.history, names)
     sql = [
         apply_script(DEST, STAGE, names, case.steps, run_id="scheduled__2026-05-14T00:00:00+00:00",
-                     history=HIST if case.history is not None else None, history_staging=history_staging),
+                     history=HIST if case.history is not None else None, history_staging=history_staging,
+                     key=case.key),
         lock_init_statement(DEST.lock()),
         lock_statement(DEST.lock(), None),
     ]
@@ -162,6 +164,8 @@ def _sales_cases() -> list[Case]:
         Case("sales-promoted", _fresh(promoted), wanted=promoted),
         Case("sales-history-reversed", fresh, history=_history_of(_reversed(fresh))),
         Case("sales-long-range", _reversed(fresh), history=_history_of(fresh), steps=tuple(LONG)),
+        # key_field: matched, de-duplicated and closed on another column than id.
+        Case("sales-keyed-on-another-field", fresh, history=_history_of(_reversed(fresh)), key="currency"),
     ]
 
 

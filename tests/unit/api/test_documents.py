@@ -88,3 +88,38 @@ def test_without_a_document_only_customers_comes_from_the_packaged_operation():
     assert resource_from_document(" GetCustomers ", None, key_field="id").key_field == "id"
     with pytest.raises(RevCentConfigError, match=r"'sales' needs .*\(HTTP 404\).*openapi_spec"):
         resource_from_document("sales", None, unavailable="HTTP 404")
+
+
+def test_the_worker_keeps_the_last_few_documents_by_their_bytes():
+    from airflow_revcent.api import documents
+
+    documents.clear_document_cache()
+    parsed: list[bytes] = []
+
+    def parse(content: bytes) -> dict:
+        parsed.append(content)
+        return json.loads(content)
+
+    versions = [json.dumps({"openapi": "3.1.0", "info": {"version": str(n)}}).encode()
+                for n in range(documents.DOCUMENT_CACHE_SIZE + 1)]
+    first = documents.cached_document(versions[0], parse)
+    assert documents.cached_document(versions[0], parse) is first and len(parsed) == 1
+    assert first.digest == documents.document_digest(versions[0]) and first.body["info"]["version"] == "0"
+    for content in versions[1:]:
+        documents.cached_document(content, parse)
+    assert len(parsed) == len(versions)
+    documents.cached_document(versions[0], parse)  # the oldest was let go: parsed again
+    assert len(parsed) == len(versions) + 1
+    for _ in range(2):  # nothing is kept for bytes that are not a document: they fail each time
+        with pytest.raises(json.JSONDecodeError):
+            documents.cached_document(b"not json", parse)
+    documents.clear_document_cache()
+
+
+def test_a_cached_document_finds_each_resource_once():
+    from airflow_revcent.api import documents
+
+    entry = documents.CachedDocument("d", load_spec())
+    found = entry.resource("customers", source="a copy")
+    assert entry.resource("customers", source="a copy") is found and found.operation_id == "GetCustomers"
+    assert entry.resource("customers", source="a copy", key_field="email").key_field == "email"

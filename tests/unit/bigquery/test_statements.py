@@ -164,3 +164,36 @@ def test_history_is_closed_and_appended_before_the_table_changes():
 
 def test_run_ids_are_quoted_as_literals():
     assert "`run_id` = 'a\\'b'" in lock_statement(TableRef("p", "ds", "l"), "a'b")
+
+
+def test_a_resource_keyed_on_another_field_is_matched_deduplicated_and_closed_on_that_column():
+    columns = ["sale_id", "id", *COLUMNS[1:]]  # an `id` column that is not the key: never matched on
+    steps = partition_steps(_day(2026, 1, 1), _day(2026, 1, 1))
+    keyed = apply_script(DEST, STAGE, columns, steps, history=HIST, key="sale_id")
+    close, append, update, insert, reread = _writes(keyed)
+    assert "H.`sale_id` = C.`sale_id`" in close and "SELECT S.`sale_id`, S.`_extracted_at`" in close
+    assert "LEFT JOIN" in append and "T.`sale_id` = S.`sale_id`" in append and "T.`sale_id` IS NULL" in append
+    for statement in (update, reread):
+        assert "WHERE T.`sale_id` = S.`sale_id` AND" in statement
+    assert "WHERE T.`sale_id` = S.`sale_id`);" in insert + ";"
+    for statement in (close, append, update, insert, reread):
+        assert "PARTITION BY `sale_id` ORDER BY" in statement
+        assert "T.`id` = S.`id`" not in statement and "PARTITION BY `id`" not in statement
+    assignments = update.split(" SET ")[1].split("\n")[0]
+    assert "`sale_id` =" not in assignments  # the key never changes
+    assert "`id` = S.`id`" in assignments  # a plain column like any other
+    # The default key is customers' id: the statements are the same text as before the key was a parameter.
+    assert apply_script(DEST, STAGE, COLUMNS, steps, history=HIST) == apply_script(DEST, STAGE, COLUMNS, steps,
+                                                                                   history=HIST, key="id")
+
+
+def test_the_adoption_statements_use_the_resources_key_and_creation_field():
+    from airflow_revcent.bigquery.statements import adoption_fill_statement, orphan_ids_query, unplaced_rows_query
+
+    orphans = orphan_ids_query(DEST, has_created_at=True, has_created_unix=True, key="sale_id", created="made_unix")
+    assert orphans.startswith("SELECT CAST(`sale_id` AS STRING) AS id FROM `p.ds.t` WHERE `_created_at` IS NULL "
+                              "AND `made_unix` IS NULL")
+    assert "COUNTIF(`made_unix` IS NULL)" in unplaced_rows_query(DEST, has_created_at=True, has_created_unix=True,
+                                                                 created="made_unix")
+    assert "TIMESTAMP_SECONDS(`made_unix`)" in adoption_fill_statement(DEST, "made_unix")
+    assert "TIMESTAMP_SECONDS(CAST(`made_unix` AS INT64))" in adoption_fill_statement(DEST, "made_unix", numeric=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,10 +24,13 @@ from airflow_revcent.exceptions import (
     RevCentAuthError,
     RevCentCancelled,
     RevCentConfigError,
+    RevCentDataError,
     RevCentRequestError,
     RevCentRetryBudgetExceeded,
 )
 from airflow_revcent.hooks.revcent import RevCentHook
+from airflow_revcent.resources import customers_resource
+from airflow_revcent.spec import load_spec
 from airflow_revcent.windows import Window
 
 KEY = "rc-unit-key-0123456789"
@@ -423,3 +427,83 @@ def test_a_pinned_document_that_cannot_be_read_is_never_replaced(connection, tmp
     hook, _, _ = wired(FakeResponse(200, b"{}"), openapi_spec=str(tmp_path / "gone.json"))
     with pytest.raises(RevCentConfigError, match=r"gone\.json"):
         hook.get_resource("customers")
+
+
+def test_a_rejected_key_on_the_document_is_an_auth_error_not_a_fallback(connection):
+    hook, session, _ = wired(FakeResponse(401, b'{"code": 0, "error_code": "unauthorized"}'))
+    with pytest.raises(RevCentAuthError, match="rejected the API key"):
+        hook.get_resource("customers")
+    assert len(session.sent) == 1  # not retried, and no list request follows
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (FakeResponse(200, json.dumps(DOCUMENT).encode()), "has no list resource 'customers'"),
+    (FakeResponse(200, b'"a string"'), "not an OpenAPI document"),
+    (FakeResponse(404, b"not here"), "HTTP 404"),
+])
+def test_customers_falls_back_to_the_packaged_operation_saying_why(connection, monkeypatch, answer, why):
+    warned: list[str] = []
+    monkeypatch.setattr(RevCentHook, "log", property(lambda self: SimpleNamespace(
+        info=lambda *a: None, warning=lambda message, *args: warned.append(message % args))))
+    hook, _, _ = wired(answer)
+    assert hook.get_resource("customers") == customers_resource()
+    [warning] = warned
+    assert why in warning and "packaged" in warning
+
+
+def test_customers_come_from_the_live_document_when_it_has_them(connection):
+    document = load_spec()
+    document["description"] = "GetCustomers. The date range cannot exceed a 30 day period."
+    hook, _, _ = wired(FakeResponse(200, json.dumps(document).encode()))
+    assert hook.get_resource("customers").max_window == timedelta(days=30)  # not the packaged 90 days
+
+
+def test_a_pinned_document_without_customers_is_an_error(connection, tmp_path):
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(DOCUMENT))
+    hook, _, _ = wired(FakeResponse(200, b"{}"), openapi_spec=str(path))
+    with pytest.raises(RevCentConfigError, match="has no list resource 'customers'"):
+        hook.get_resource("customers")
+
+
+def test_a_worker_parses_the_same_document_once_and_fetches_it_once_per_hook(connection, monkeypatch):
+    from airflow_revcent.api import documents
+
+    documents.clear_document_cache()
+    parsed: list[int] = []
+    real = documents.parse_document
+    def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        parsed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("airflow_revcent.hooks.revcent.parse_document", counting)
+    body = json.dumps(load_spec()).encode()
+    first, session_1, _ = wired(FakeResponse(200, body))
+    second, session_2, _ = wired(FakeResponse(200, body))
+    assert first.get_resource("customers") is second.get_resource("customers")
+    assert len(session_1.sent) == len(session_2.sent) == 1  # each task fetches it
+    assert parsed == [1]  # the second hook's bytes were known: not parsed again
+    changed, _, _ = wired(FakeResponse(200, body + b" "))
+    assert changed.get_resource("customers") == first.get_resource("customers")
+    assert parsed == [1, 1]  # other bytes: parsed
+
+
+def test_iter_pages_skip_invalid_still_works_with_a_deprecation_warning(connection):
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    good = {"id": "a" * 20, "created_date_unix": 10}
+    page = {"code": 1, "current_page": 1, "total_count": 2, "total_pages": 1, "current_count": 2,
+            "results": [{"id": None, "created_date_unix": 5}, good]}
+
+    def read(**kwargs: Any) -> list[dict[str, Any]]:
+        hook, session, _ = wired(FakeResponse(200, json.dumps(page).encode()))
+        hook._session = lambda keyed=True: session  # type: ignore[method-assign,assignment,return-value]  # every thread's
+        return [c for batch in hook.iter_pages([Window(0, 86400)], **kwargs) for c in batch.customers]
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="on_invalid_record='keep'"):
+        assert read(skip_invalid=True) == [good]
+    assert read(on_invalid_record="keep") == [good]
+    with pytest.raises(RevCentDataError, match="on_invalid_record='keep' to skip"):
+        read()
+    with pytest.raises(RevCentConfigError, match="on_invalid_record='skip' must be one of 'fail', 'keep'"):
+        read(on_invalid_record="skip")

@@ -148,15 +148,24 @@ def test_functions_is_named_as_a_list_without_a_date_range(doc):
 def test_key_and_created_field_default_and_are_overridable(doc):
     sales = find_resource(doc, "sales")
     assert (sales.key_field, sales.created_field) == ("id", "created_date_unix")
-    overridden = find_resource(doc, "sales", key_field="product_sales", created_field="amount_total")
-    assert (overridden.key_field, overridden.created_field) == ("product_sales", "amount_total")
-    assert find_column(overridden.columns, "product_sales").mode == "REQUIRED"
+    overridden = find_resource(doc, "sales", key_field="currency", created_field="amount_total")
+    assert (overridden.key_field, overridden.created_field) == ("currency", "amount_total")
+    assert find_column(overridden.columns, "currency").mode == "REQUIRED"
     assert find_column(overridden.columns, "id").mode == "NULLABLE"
 
 
-def test_a_key_the_items_lack_is_refused_naming_the_fields(doc):
-    with pytest.raises(RevCentConfigError, match=r"no field 'sale_id'; their fields are id, created_date_unix"):
-        find_resource(doc, "sales", key_field="sale_id")
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"key_field": "sale_id"}, r"key_field='sale_id' is not a top-level field of the items of 'sales' \(GetSales\); "
+                               r"their fields are id, created_date_unix, .*fields that could serve: id, "),
+    ({"key_field": "customer.id"}, r"key_field='customer.id' is not a top-level field"),
+    ({"key_field": "product_sales"}, r"key_field='product_sales' is a list of STRING .*string or integer"),
+    ({"key_field": "customer"}, r"key_field='customer' is RECORD"),
+    ({"created_field": "updated_at"}, r"created_field='updated_at' is \w+ in the items of 'sales'.*unix seconds; "
+                                      r"fields that could serve: created_date_unix, amount_total\. Pass created_field"),
+])
+def test_a_key_or_creation_field_that_cannot_serve_is_refused_naming_the_fields(doc, overrides, message):
+    with pytest.raises(RevCentConfigError, match=message):
+        find_resource(doc, "sales", **overrides)
 
 
 def test_resource_is_frozen(doc):

@@ -146,8 +146,16 @@ class FakeHook:
         self.calls.append("check_connection")
         return self.settings
 
-    def iter_pages(self, windows, *, filters, page_size, skip_invalid, resource=None):
-        self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, skip_invalid={skip_invalid})")
+    def get_resource(self, name, **overrides):
+        # The hook would fetch the document; the customers in RevCent's document are the packaged operation's.
+        from airflow_revcent.resources import customers_resource
+
+        self.calls.append(f"get_resource({name})")
+        return customers_resource()
+
+    def iter_pages(self, windows, *, filters, page_size, on_invalid_record, resource=None):
+        self.calls.append(f"iter_pages({len(windows)} windows, page_size={page_size}, "
+                          f"on_invalid_record={on_invalid_record})")
         for batch in self.batches(windows):
             self.requests_sent += 1
             yield batch
@@ -252,8 +260,8 @@ def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkey
     monkeypatch.setattr(op, "_destination", destination)
     summary = op.execute({"run_id": "manual__1"})
     # Each window is staged as soon as it is read; the run is applied once, then its staging dropped.
-    assert calls == ["check_connection", "destination", "prepare", "open_staging",
-                     "iter_pages(2 windows, page_size=25, skip_invalid=False)", "stage(window 0, 3 rows)",
+    assert calls == ["check_connection", "get_resource(customers)", "destination", "prepare", "open_staging",
+                     "iter_pages(2 windows, page_size=25, on_invalid_record=fail)", "stage(window 0, 3 rows)",
                      "stage(window 1, 3 rows)", "apply(6 rows, attempt=1)", "drop_staging"]
     [(load, rows)] = destinations[0].loads
     assert all('"email"' not in row for row in rows)  # excluded before it left the worker

@@ -20,11 +20,11 @@ DOCUMENT = OpenAPIDocument(build_document("http://revcent.invalid"), source="the
 class DocumentHook(FakeHook):
     """The customers fake, plus get_resource from the sandbox's document; records the resource it read."""
 
-    def get_resource(self, name):
+    def get_resource(self, name, **overrides):
         self.calls.append(f"get_resource({name})")
-        return find_resource(DOCUMENT, name)
+        return find_resource(DOCUMENT, name, **overrides)
 
-    def iter_pages(self, windows, *, filters, page_size, skip_invalid, resource=None):
+    def iter_pages(self, windows, *, filters, page_size, on_invalid_record, resource=None):
         self.calls.append(f"iter_pages({resource.path}, {len(windows)} windows, {filters.to_params()})")
         self.windows = list(windows)
         yield from self.batches(windows)
