@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import Column
 from airflow_revcent.exceptions import RevCentConfigError
+from airflow_revcent.rows.columns import Column
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset

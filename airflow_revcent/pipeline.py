@@ -2,7 +2,7 @@
 
 The operator composes it (:class:`~airflow_revcent.transfers.revcent_to_bigquery.RevCentToBigQueryOperator`);
 it holds no Airflow or BigQuery state, so any task that reads windows of a resource shares it. Each window
-has its own files (:class:`~airflow_revcent.ndjson.WindowFiles`), opened on its first row; when the
+has its own files (:class:`~airflow_revcent.rows.ndjson.WindowFiles`), opened on its first row; when the
 window finishes they are handed to ``stage`` (the operator loads them into the run's staging) and removed
 at once, so local disk holds only the windows in flight. What the read found besides the rows (skipped
 items, count mismatches, repaired values) comes back as an :class:`Extraction`.
@@ -18,8 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_revcent.api.paging import WindowStats
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import RevCentCountMismatchError
-from airflow_revcent.ndjson import (
+from airflow_revcent.resources import Resource
+from airflow_revcent.rows.ndjson import (
     NdjsonWriter,
     WindowFiles,
     bytes_per_item,
@@ -27,10 +30,7 @@ from airflow_revcent.ndjson import (
     estimate_open_bytes,
     read_time_members,
 )
-from airflow_revcent.paging import WindowStats
-from airflow_revcent.records import InvalidPolicy, RecordConverter
-from airflow_revcent.resources import Resource
-from airflow_revcent.windows import Window
+from airflow_revcent.rows.records import InvalidPolicy, RecordConverter
 
 #: Repaired values are logged one by one up to this many per run; the summary counts them all.
 LOGGED_REPAIRS = 50

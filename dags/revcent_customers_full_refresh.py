@@ -24,9 +24,9 @@ except ImportError:  # Airflow 3.1: the timetables are not exported from airflow
 from revcent_pii import CUSTOMERS_PII  # the PII settings every sample DAG shares (dags/revcent_pii.py)
 
 from airflow_revcent import api_pool
+from airflow_revcent.api.windows import Interval, parse_instant, split_windows
 from airflow_revcent.compat import exponential_backoff
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
-from airflow_revcent.windows import Interval, parse_instant, split_windows
 
 with DAG(
     dag_id="revcent_customers_full_refresh",

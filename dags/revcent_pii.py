@@ -20,7 +20,7 @@ This file defines no DAG (the DAG processor reads it and finds none); Airflow pu
 
 from __future__ import annotations
 
-from airflow_revcent.pii import PiiSettings
+from airflow_revcent.rows.pii import PiiSettings
 
 #: Nothing excluded or hashed: the demo needs no key connection. Set your fields here (see above).
 CUSTOMERS_PII = PiiSettings()

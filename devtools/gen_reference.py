@@ -337,10 +337,10 @@ def readme_gcp_table() -> list[str]:
 def render() -> str:
     from airflow_revcent import CONNECTION_UI
     from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
+    from airflow_revcent.api.paging import DEFAULT_MAX_PASSES
     from airflow_revcent.api.responses import DEFAULT_HOST
-    from airflow_revcent.columns import table_columns
     from airflow_revcent.hooks.revcent import RevCentHook
-    from airflow_revcent.paging import DEFAULT_MAX_PASSES
+    from airflow_revcent.rows.columns import table_columns
     from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
     from airflow_revcent.transfers.revcent_to_bigquery import RevCentToBigQueryOperator, RevCentToBigQueryTaskGroup
 

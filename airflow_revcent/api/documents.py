@@ -15,7 +15,7 @@ How the live document's customers relate to the packaged GetCustomers operation:
 whenever it has a date-ranged customers list (RevCent's current contract: path, range, filters, columns,
 as for every other resource); the packaged operation is the fallback when no document can be had, when
 the document cannot be read, or when it lacks a usable customers list. The packaged operation is also
-the contract :class:`~airflow_revcent.filters.CustomerFilters` (the customers preset's named filters)
+the contract :class:`~airflow_revcent.api.filters.CustomerFilters` (the customers preset's named filters)
 checks against, so those filters' messages never change with the document.
 """
 

@@ -2,7 +2,7 @@
 
 :class:`ConcurrentReader` decides which page of which window to request next (earlier windows first),
 keeps at most ``max_concurrency`` requests in flight, hands each page to the window's
-:class:`~airflow_revcent.paging.WindowReader`, queues the verification passes at the end, fails a read
+:class:`~airflow_revcent.api.paging.WindowReader`, queues the verification passes at the end, fails a read
 that stalls, and stops every request when it ends or its consumer fails. ``fetch`` is whatever sends one
 request: the hook's paced and retried request path in production, a plain function in the unit tests.
 """
@@ -17,12 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_revcent.api.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowReader, WindowStats
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import RevCentCancelled, RevCentRequestError, RevCentStalledError
-from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowReader, WindowStats
-from airflow_revcent.windows import Window
 
 if TYPE_CHECKING:
-    from airflow_revcent.records import InvalidPolicy
+    from airflow_revcent.rows.records import InvalidPolicy
 
 #: Sends one request for ``page`` of ``window`` and returns the parsed page.
 Fetch = Callable[[Window, int], CustomersPage]

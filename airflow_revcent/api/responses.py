@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_revcent import jsontext
+from airflow_revcent.api.paging import CustomersPage
 from airflow_revcent.exceptions import (
     RevCentAPIError,
     RevCentAuthError,
@@ -22,7 +22,7 @@ from airflow_revcent.exceptions import (
     RevCentRequestError,
     RevCentTransientError,
 )
-from airflow_revcent.paging import CustomersPage
+from airflow_revcent.rows import jsontext
 
 DEFAULT_HOST = "https://api.revcent.com"
 #: The one definition of the endpoint's path (the operator's lineage names it too).
@@ -164,7 +164,7 @@ def parse_list_response(
     envelope with HTTP 200), :class:`RevCentAuthError` (401/403, or an error envelope saying the key
     was rejected) or :class:`RevCentRequestError` (another 4xx, or an envelope refusing a parameter).
 
-    The body is parsed exactly (:func:`airflow_revcent.jsontext.loads`); lone surrogates in the
+    The body is parsed exactly (:func:`airflow_revcent.rows.jsontext.loads`); lone surrogates in the
     customers are replaced by U+FFFD and reported in :attr:`CustomersPage.repairs`.
 
     :param status: HTTP status code.

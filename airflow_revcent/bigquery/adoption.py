@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from airflow_revcent.columns import PARTITION_COLUMN
+from airflow_revcent.rows.columns import PARTITION_COLUMN
 
 #: BigQuery lets one job modify at most 4,000 partitions: an HOUR-partitioned table has 24 a day.
 HOUR_DAYS_PER_STATEMENT = 160

@@ -31,7 +31,7 @@ What follows BigQuery's documented rules rather than the local server's leniency
   refuses when a row has neither.
 * **Clustering** uses only the columns the new table has.
 * **PII policy.** The destination and history tables record the PII settings that wrote them (a
-  ``revcent-pii-policy:`` line of their description, :mod:`airflow_revcent.pii`). Before anything
+  ``revcent-pii-policy:`` line of their description, :mod:`airflow_revcent.rows.pii`). Before anything
   changes, a run whose settings differ from a table's policy is refused, unless it says
   ``pii_policy_change="allow"``; the policy of a new table, or of one from before policies were
   recorded, is this run's.
@@ -73,7 +73,13 @@ from airflow_revcent.bigquery.statements import (
     unplaced_rows_query,
 )
 from airflow_revcent.bigquery.tables import LOCK_PREFIX, STAGING_PREFIX, TableRef
-from airflow_revcent.columns import (
+from airflow_revcent.exceptions import (
+    RevCentBigQueryError,
+    RevCentBigQueryPermanentError,
+    RevCentConfigError,
+    RevCentPiiPolicyError,
+)
+from airflow_revcent.rows.columns import (
     HISTORY_COLUMNS,
     METADATA_COLUMNS,
     PARTITION_COLUMN,
@@ -81,14 +87,8 @@ from airflow_revcent.columns import (
     find_column,
     table_columns,
 )
-from airflow_revcent.drift import Promotion, add_columns, with_promoted
-from airflow_revcent.exceptions import (
-    RevCentBigQueryError,
-    RevCentBigQueryPermanentError,
-    RevCentConfigError,
-    RevCentPiiPolicyError,
-)
-from airflow_revcent.pii import (
+from airflow_revcent.rows.drift import Promotion, add_columns, with_promoted
+from airflow_revcent.rows.pii import (
     PiiPolicy,
     PiiSettings,
     PolicyDiff,

@@ -1,6 +1,6 @@
 """The column tree as BigQuery ``SchemaField`` lists, and back; compatibility with an existing table.
 
-:mod:`airflow_revcent.columns` says what the columns are; this module says how BigQuery spells them:
+:mod:`airflow_revcent.rows.columns` says what the columns are; this module says how BigQuery spells them:
 :func:`to_schema_fields` and :func:`from_schema_fields`, which columns a run may write into the table
 it finds (:func:`restrict_columns`, :func:`written_columns`), a staging table's schema
 (:func:`staging_schema`, :func:`same_shape`), and how to check and extend an existing table
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from google.cloud.bigquery import SchemaField
 
-from airflow_revcent.columns import Column
+from airflow_revcent.rows.columns import Column
 
 # Legacy and standard SQL spell some types differently; compare them by one name.
 _CANONICAL = {
@@ -113,7 +113,7 @@ def same_shape(a: Sequence[SchemaField], b: Sequence[SchemaField], names: Sequen
 def to_schema_fields(columns: Sequence[Column]) -> list[SchemaField]:
     """The BigQuery schema of a column tree (descriptions included).
 
-    :param columns: columns as built by :mod:`airflow_revcent.columns`.
+    :param columns: columns as built by :mod:`airflow_revcent.rows.columns`.
     """
     return [
         SchemaField(

@@ -50,9 +50,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import PARTITION_COLUMN
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.timefmt import sql_timestamp_text
+from airflow_revcent.rows.columns import PARTITION_COLUMN
+from airflow_revcent.rows.timefmt import sql_timestamp_text
 
 #: Days of ``_created_at`` one statement may touch. BigQuery lets one job modify at most 4,000
 #: partitions; a DAY-partitioned table has one per day, and 3,650 leaves room below the limit.

@@ -4,7 +4,7 @@ The hook owns every byte sent to RevCent and nothing else: it knows windows of u
 returns parsed pages and customers; it knows nothing of BigQuery or of Airflow run dates.
 
 One choke point: every request, pages, :meth:`RevCentHook.run` and the OpenAPI document alike, is sent
-by ``_send``: paced by the hook's :class:`~airflow_revcent.pacing.Pacer`, retried under its
+by ``_send``: paced by the hook's :class:`~airflow_revcent.api.pacing.Pacer`, retried under its
 :class:`~airflow_revcent.api.retry.RetryPolicy`, counted, stoppable by :meth:`RevCentHook.cancel`, and
 classified (:func:`~airflow_revcent.api.responses.parse_customers_response` for pages,
 :func:`~airflow_revcent.api.responses.check_answer` for the rest). :meth:`RevCentHook.iter_pages` reads
@@ -13,8 +13,7 @@ windows concurrently on top of it (:class:`~airflow_revcent.api.reader.Concurren
 The hook is an :class:`~airflow.providers.http.hooks.http.HttpHook` (its connection conventions, session
 and keep-alive adapter, ``run``), with each of HttpHook's quirks overridden (see :class:`RevCentHook`).
 
-The pure parts live in :mod:`airflow_revcent.api` (no Airflow import there); the names users import
-from this module are re-exported here.
+The pure parts live in :mod:`airflow_revcent.api` (no Airflow import there).
 """
 
 from __future__ import annotations
@@ -45,31 +44,21 @@ from airflow_revcent.api.documents import (
     same_origin,
     spec_location,
 )
-from airflow_revcent.api.options import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_REQUESTS_PER_SECOND,
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRY_INITIAL_BACKOFF,
-    DEFAULT_RETRY_MAX_ATTEMPTS,
-    DEFAULT_RETRY_MAX_SECONDS,
-    RequestOptions,
-)
+from airflow_revcent.api.filters import CustomerFilters, Filters
+from airflow_revcent.api.options import RequestOptions
+from airflow_revcent.api.pacing import Pacer
+from airflow_revcent.api.paging import DEFAULT_MAX_PASSES, CustomersPage
 from airflow_revcent.api.reader import ConcurrentReader, WindowBatch
 from airflow_revcent.api.responses import (
     CUSTOMERS_ENDPOINT,
     DEFAULT_HOST,
     MAX_PAGE_SIZE,
-    base_url_from_host,
     check_answer,
-    envelope_kind,
-    parse_customers_response,
     parse_list_response,
-    parse_retry_after,
 )
-from airflow_revcent.api.retry import MAX_BACKOFF_SECONDS, RetryPolicy
-from airflow_revcent.api.settings import KNOWN_EXTRAS, HookSettings, account_share
+from airflow_revcent.api.retry import RetryPolicy
+from airflow_revcent.api.settings import HookSettings
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import (
     RevCentAPIError,
     RevCentAuthError,
@@ -78,39 +67,8 @@ from airflow_revcent.exceptions import (
     RevCentRequestError,
     RevCentTransientError,
 )
-from airflow_revcent.filters import CustomerFilters, Filters
-from airflow_revcent.pacing import Pacer
-from airflow_revcent.paging import DEFAULT_MAX_PASSES, CustomersPage, WindowStats
-from airflow_revcent.records import INVALID_POLICIES, InvalidPolicy
 from airflow_revcent.resources import Resource
-from airflow_revcent.windows import Window
-
-__all__ = [
-    "CUSTOMERS_ENDPOINT",
-    "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_HOST",
-    "DEFAULT_MAX_CONCURRENCY",
-    "DEFAULT_MAX_REQUESTS_PER_SECOND",
-    "DEFAULT_READ_TIMEOUT",
-    "DEFAULT_REQUEST_TIMEOUT",
-    "DEFAULT_RETRY_INITIAL_BACKOFF",
-    "DEFAULT_RETRY_MAX_ATTEMPTS",
-    "DEFAULT_RETRY_MAX_SECONDS",
-    "KNOWN_EXTRAS",
-    "MAX_BACKOFF_SECONDS",
-    "MAX_PAGE_SIZE",
-    "CustomersPage",
-    "HookSettings",
-    "RequestOptions",
-    "RevCentHook",
-    "WindowBatch",
-    "WindowStats",
-    "account_share",
-    "base_url_from_host",
-    "envelope_kind",
-    "parse_customers_response",
-    "parse_retry_after",
-]
+from airflow_revcent.rows.records import INVALID_POLICIES, InvalidPolicy
 
 #: Marks an old keyword argument that was not given (None is a value some callers pass).
 _UNSET: Any = object()

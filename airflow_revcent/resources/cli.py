@@ -14,10 +14,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from airflow_revcent.columns import METADATA_COLUMNS, Column
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.resources.descriptor import Resource, find_resource, packaged_document, read_resources
 from airflow_revcent.resources.openapi import OpenAPIDocument
+from airflow_revcent.rows.columns import METADATA_COLUMNS, Column
 
 
 def _days(resource: Resource) -> str:

@@ -17,9 +17,9 @@ from datetime import timedelta
 from functools import cache, cached_property
 from typing import Any
 
-from airflow_revcent.columns import Column, item_columns, merged_properties
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.resources.openapi import OpenAPIDocument, Operation
+from airflow_revcent.rows.columns import Column, item_columns, merged_properties
 from airflow_revcent.spec import load_spec
 
 #: The range a list operation takes when its description states none.

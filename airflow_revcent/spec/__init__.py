@@ -1,7 +1,7 @@
 """RevCent's OpenAPI operation for ``GET /v2/customers``, shipped with the package as data.
 
 ``GetCustomers.openapi.json`` is the vendor's spec, verbatim. This module is the one place that
-knows where it lives: the column tree (:mod:`airflow_revcent.columns`) and the sandbox's contract
+knows where it lives: the column tree (:mod:`airflow_revcent.rows.columns`) and the sandbox's contract
 tests read it through :func:`load_spec`, never by a path of their own.
 """
 

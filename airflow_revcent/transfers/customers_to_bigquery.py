@@ -11,18 +11,9 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_revcent.filters import CustomerFilters, Filters
+from airflow_revcent.api.filters import CustomerFilters, Filters
 from airflow_revcent.resources import Resource
-from airflow_revcent.transfers.revcent_to_bigquery import (
-    PERMANENT_ERRORS,
-    RevCentToBigQueryOperator,
-    _project_id,
-    closing_lines,
-    default_retry_policy,
-)
-
-__all__ = ["PERMANENT_ERRORS", "CustomersToBigQueryOperator", "_project_id", "closing_lines",
-           "default_retry_policy"]
+from airflow_revcent.transfers.revcent_to_bigquery import RevCentToBigQueryOperator
 
 
 class CustomersToBigQueryOperator(RevCentToBigQueryOperator):

@@ -1,9 +1,9 @@
 """RevCentToBigQueryOperator: any RevCent list resource's items of a run's interval into a BigQuery table.
 
 The operator only composes: the resource comes from RevCent's OpenAPI document
-(:meth:`~airflow_revcent.hooks.revcent.RevCentHook.get_resource`), :mod:`~airflow_revcent.windows` plans
+(:meth:`~airflow_revcent.hooks.revcent.RevCentHook.get_resource`), :mod:`~airflow_revcent.api.windows` plans
 the windows, :func:`~airflow_revcent.pipeline.extract` reads them through the hook and shapes each item
-(:mod:`~airflow_revcent.records`) into each window's NDJSON files,
+(:mod:`~airflow_revcent.rows.records`) into each window's NDJSON files,
 :class:`~airflow_revcent.bigquery.destination.CustomersDestination` sets the tables up and
 :class:`~airflow_revcent.bigquery.staging.RunStaging` stages each window as it finishes and applies the run.
 :class:`~airflow_revcent.transfers.customers_to_bigquery.CustomersToBigQueryOperator` is its customers preset.
@@ -28,48 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from airflow.sdk import BaseOperator
 
 from airflow_revcent.api.documents import is_customers, spec_location
+from airflow_revcent.api.filters import CustomerFilters, Filters, validate_filters
 from airflow_revcent.api.options import REQUEST_OPTION_NAMES, RequestOptions
+from airflow_revcent.api.paging import WindowStats
 from airflow_revcent.api.responses import MAX_PAGE_SIZE
-from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
-from airflow_revcent.bigquery.destination import (
-    DEFAULT_STAGING_EXPIRATION,
-    CustomersDestination,
-    job_labels,
-    job_prefix,
-    validate_labels,
-)
-from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
-from airflow_revcent.bigquery.staging import ApplyResult, RunStaging, WindowFacts
-from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import Column
-from airflow_revcent.compat import failing_fast, has_retry_policies
-from airflow_revcent.drift import Promotion, column_type, plan_promotions, promote
-from airflow_revcent.exceptions import (
-    RevCentAuthError,
-    RevCentBigQueryPermanentError,
-    RevCentConfigError,
-    RevCentDataError,
-    RevCentRequestError,
-    RevCentStagingIncompleteError,
-    RevCentStagingLostError,
-)
-from airflow_revcent.filters import CustomerFilters, Filters, validate_filters
-from airflow_revcent.hooks.revcent import RevCentHook
-from airflow_revcent.lineage import no_lineage, openlineage_facets, report_asset, static_asset
-from airflow_revcent.ndjson import (
-    DEFAULT_MAX_FILE_BYTES,
-    NdjsonWriter,
-    WindowFiles,
-    metadata_suffix,
-    sweep_stale_dirs,
-)
-from airflow_revcent.paging import WindowStats
-from airflow_revcent.pii import PiiSettings, apply_pii, check_paths
-from airflow_revcent.pipeline import Extraction, WindowTally, extract, item_noun
-from airflow_revcent.records import InvalidPolicy, RecordConverter
-from airflow_revcent.resources import Resource
-from airflow_revcent.resources.descriptor import customers_resource
-from airflow_revcent.windows import (
+from airflow_revcent.api.windows import (
     DEFAULT_WINDOW,
     GUARD_SECONDS,
     Interval,
@@ -81,6 +44,43 @@ from airflow_revcent.windows import (
     validate_window_size,
     with_lookback,
 )
+from airflow_revcent.bigquery.connection import DEFAULT_GCP_CONN_ID, make_client, read_settings
+from airflow_revcent.bigquery.destination import (
+    DEFAULT_STAGING_EXPIRATION,
+    CustomersDestination,
+    job_labels,
+    job_prefix,
+    validate_labels,
+)
+from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
+from airflow_revcent.bigquery.staging import ApplyResult, RunStaging, WindowFacts
+from airflow_revcent.bigquery.tables import TableRef
+from airflow_revcent.compat import failing_fast, has_retry_policies
+from airflow_revcent.exceptions import (
+    RevCentAuthError,
+    RevCentBigQueryPermanentError,
+    RevCentConfigError,
+    RevCentDataError,
+    RevCentRequestError,
+    RevCentStagingIncompleteError,
+    RevCentStagingLostError,
+)
+from airflow_revcent.hooks.revcent import RevCentHook
+from airflow_revcent.lineage import no_lineage, openlineage_facets, report_asset, static_asset
+from airflow_revcent.pipeline import Extraction, WindowTally, extract, item_noun
+from airflow_revcent.resources import Resource
+from airflow_revcent.resources.descriptor import customers_resource
+from airflow_revcent.rows.columns import Column
+from airflow_revcent.rows.drift import Promotion, column_type, plan_promotions, promote
+from airflow_revcent.rows.ndjson import (
+    DEFAULT_MAX_FILE_BYTES,
+    NdjsonWriter,
+    WindowFiles,
+    metadata_suffix,
+    sweep_stale_dirs,
+)
+from airflow_revcent.rows.pii import PiiSettings, apply_pii, check_paths
+from airflow_revcent.rows.records import InvalidPolicy, RecordConverter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ExceptionRetryPolicy
@@ -344,7 +344,7 @@ class RevCentToBigQueryOperator(BaseOperator):
     :param lookback: also re-read items created this long before the interval, and update those that
         changed (a ``timedelta`` or an ISO-8601 duration such as ``"P35D"``; templated). Default 0: the
         operator reads exactly its interval, so explicit ranges and backfills cost what they cover.
-    :param pii: which fields never leave the worker as sent (:class:`~airflow_revcent.pii.PiiSettings`):
+    :param pii: which fields never leave the worker as sent (:class:`~airflow_revcent.rows.pii.PiiSettings`):
         ``exclude_fields`` dropped before they leave the worker and absent from the table,
         ``hash_fields`` replaced by ``HMAC-SHA256(key, value)`` hex with the secret key in the password of
         ``hash_key_conn_id``. Replaces the separate ``exclude_fields``, ``hash_fields`` and

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, XComArg
 
 from airflow_revcent import DEFAULT_POOL, api_pool
+from airflow_revcent.api.windows import Interval
 from airflow_revcent.compat import failing_fast, max_map_length
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.transfers.revcent_to_bigquery import PERMANENT_ERRORS, RevCentToBigQueryOperator
-from airflow_revcent.windows import Interval
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

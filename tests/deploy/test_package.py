@@ -51,7 +51,7 @@ def test_wheel_and_sdist_build_and_the_wheel_installs_without_dev_extras(tmp_pat
         [str(venv / "bin" / "python"), "-c",
          "import airflow_revcent, importlib.resources as r;"
          "from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator;"
-         "from airflow_revcent.columns import table_columns;"
+         "from airflow_revcent.rows.columns import table_columns;"
          "assert r.files('airflow_revcent').joinpath('py.typed').is_file();"
          "print(airflow_revcent.__version__, len(table_columns()))"],
         capture_output=True, text=True, env=env, check=False, cwd=tmp_path)

@@ -10,7 +10,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_revcent import get_provider_info
 from airflow_revcent.bigquery.links import BigQueryJobLink, BigQueryTableLink
-from airflow_revcent.columns import table_columns
+from airflow_revcent.rows.columns import table_columns
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
 from revcent_sandbox import CustomerStore
 

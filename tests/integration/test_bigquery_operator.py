@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_revcent import ndjson
 from airflow_revcent.exceptions import RevCentDiskSpaceError
+from airflow_revcent.rows import ndjson
 from revcent_sandbox import CustomerStore
 
 from .conftest import API_KEY, run_operator, unix

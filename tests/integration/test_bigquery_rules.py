@@ -20,9 +20,9 @@ from google.cloud.bigquery import SchemaField
 from airflow_revcent.bigquery.fields import to_schema_fields
 from airflow_revcent.bigquery.statements import MAX_DAYS_PER_STATEMENT
 from airflow_revcent.bigquery.tables import STAGING_PREFIX
-from airflow_revcent.columns import table_columns
 from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError
-from airflow_revcent.pii import PiiSettings
+from airflow_revcent.rows.columns import table_columns
+from airflow_revcent.rows.pii import PiiSettings
 from revcent_sandbox import CustomerStore
 
 from . import bqproxy

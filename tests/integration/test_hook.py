@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from airflow_revcent.api.options import RequestOptions
+from airflow_revcent.api.windows import Interval, Window, split_windows
 from airflow_revcent.exceptions import RevCentAuthError, RevCentConfigError
 from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.spec import load_spec
-from airflow_revcent.windows import Interval, Window, split_windows
 from revcent_sandbox import CustomerStore
 
 from .conftest import API_KEY, unix

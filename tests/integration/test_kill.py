@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_revcent.ndjson import sweep_stale_dirs
+from airflow_revcent.rows.ndjson import sweep_stale_dirs
 from revcent_sandbox import CustomerStore
 
 from .conftest import run_operator, unix

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.pii import PiiSettings
+from airflow_revcent.rows.pii import PiiSettings
 from revcent_sandbox import CustomerStore
 
 from .conftest import run_operator, unix
@@ -87,7 +87,7 @@ def test_another_hash_key_is_refused_and_the_same_settings_write(store, sandbox,
 
 
 def test_a_policy_changes_only_on_purpose(store, sandbox, connections, bq_client, table_name, pii_key, caplog):
-    from airflow_revcent.pii import PiiPolicy, description_with_policy, policy_in_description
+    from airflow_revcent.rows.pii import PiiPolicy, description_with_policy, policy_in_description
 
     connections(sandbox(store))
     run_operator(run_id="plain", destination_table=table_name, **RANGE)
@@ -112,8 +112,8 @@ def test_a_table_from_before_policies_were_recorded_keeps_its_hashed_columns(
     from google.cloud import bigquery
 
     from airflow_revcent.bigquery.fields import to_schema_fields
-    from airflow_revcent.columns import customer_columns, table_columns
-    from airflow_revcent.pii import apply_pii
+    from airflow_revcent.rows.columns import customer_columns, table_columns
+    from airflow_revcent.rows.pii import apply_pii
 
     # What an earlier version created for hash_fields=["email"]: the column says it holds HMACs, and the
     # description has no policy line.

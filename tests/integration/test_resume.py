@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from airflow_revcent.api.windows import GUARD_SECONDS, Interval, split_windows
 from airflow_revcent.exceptions import RevCentRetryBudgetExceeded
 from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
-from airflow_revcent.windows import GUARD_SECONDS, Interval, split_windows
 from revcent_sandbox import CustomerStore
 
 from .conftest import unix

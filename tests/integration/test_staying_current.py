@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_revcent.exceptions import RevCentCountMismatchError, RevCentDataError
-from airflow_revcent.pii import PiiSettings
+from airflow_revcent.rows.pii import PiiSettings
 from revcent_sandbox import CustomerStore
 
 from .conftest import API_KEY, run_operator, unix

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import RevCentAuthError, RevCentRetryBudgetExceeded, RevCentStalledError
 from airflow_revcent.hooks.revcent import RevCentHook
-from airflow_revcent.windows import Window
 
 from .conftest import API_KEY
 

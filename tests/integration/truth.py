@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
-from airflow_revcent.columns import Column, customer_columns
+from airflow_revcent.rows.columns import Column, customer_columns
 
 
 def _expected(value: Any, column: Column) -> Any:

@@ -143,7 +143,7 @@ def test_the_troubleshooting_names_only_settings_a_user_can_set():
 
 def test_extracted_at_is_described_as_what_the_code_writes():
     # ndjson stamps each row with the time its page was received, not when the run started.
-    from airflow_revcent.columns import METADATA_COLUMNS
+    from airflow_revcent.rows.columns import METADATA_COLUMNS
 
     [column] = [c for c in METADATA_COLUMNS if c.name == "_extracted_at"]
     [row] = [line for line in README.splitlines() if line.startswith("| `_extracted_at`")]

@@ -9,8 +9,8 @@ import pytest
 from airflow.sdk import Asset, AssetAlias
 
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import Column
 from airflow_revcent.lineage import ASSET_EXTRA_KEYS, asset_uri, openlineage_facets, report_asset, static_asset
+from airflow_revcent.rows.columns import Column
 
 TABLE = TableRef("my-proj", "revcent", "customers")
 SUMMARY = {"interval_start": "2026-04-01T00:00:00Z", "interval_end": "2026-04-08T00:00:00Z", "records_loaded": 3,

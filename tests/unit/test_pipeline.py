@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from airflow_revcent.api.paging import WindowStats
 from airflow_revcent.api.reader import WindowBatch
-from airflow_revcent.ndjson import WindowFiles, metadata_suffix
-from airflow_revcent.paging import WindowStats
+from airflow_revcent.api.windows import Window
 from airflow_revcent.pipeline import extract
-from airflow_revcent.records import RecordConverter
 from airflow_revcent.resources.descriptor import customers_resource
-from airflow_revcent.windows import Window
+from airflow_revcent.rows.ndjson import WindowFiles, metadata_suffix
+from airflow_revcent.rows.records import RecordConverter
 
 DAY = 86400
 WINDOWS = [Window(1_767_225_600 + i * DAY, 1_767_225_600 + (i + 1) * DAY) for i in range(4)]

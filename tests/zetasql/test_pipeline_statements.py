@@ -33,9 +33,9 @@ from airflow_revcent.bigquery.statements import (
     unplaced_rows_query,
 )
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import HISTORY_COLUMNS, customer_columns, table_columns
-from airflow_revcent.drift import Promotion, add_columns
-from airflow_revcent.records import PiiSettings, apply_pii
+from airflow_revcent.rows.columns import HISTORY_COLUMNS, customer_columns, table_columns
+from airflow_revcent.rows.drift import Promotion, add_columns
+from airflow_revcent.rows.pii import PiiSettings, apply_pii
 
 from . import Checker
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+from airflow_revcent.api.paging import CustomersPage
 from airflow_revcent.api.reader import ConcurrentReader
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import RevCentCancelled, RevCentRequestError, RevCentStalledError
-from airflow_revcent.paging import CustomersPage
-from airflow_revcent.windows import Window
 
 DAY = 86400
 WINDOWS = [Window(0, DAY), Window(DAY, 2 * DAY), Window(2 * DAY, 3 * DAY)]

@@ -11,7 +11,7 @@ import pytest
 from airflow_revcent.bigquery.destination import CustomersDestination
 from airflow_revcent.bigquery.tables import TableRef
 from airflow_revcent.exceptions import RevCentPiiPolicyError
-from airflow_revcent.pii import PiiPolicy, PiiSettings, description_with_policy, policy_in_description
+from airflow_revcent.rows.pii import PiiPolicy, PiiSettings, description_with_policy, policy_in_description
 
 HASHED = PiiPolicy(hash_fields=frozenset({"email"}))
 

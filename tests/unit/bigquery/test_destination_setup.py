@@ -17,8 +17,8 @@ from google.cloud.bigquery import SchemaField
 
 from airflow_revcent.bigquery.destination import TABLE_DESCRIPTION, CustomersDestination
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import customer_columns
 from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError
+from airflow_revcent.rows.columns import customer_columns
 
 DEST = TableRef("p", "d", "customers")
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from google.cloud.bigquery import SchemaField
 
 from airflow_revcent.bigquery.fields import add_missing, diff_schema, to_schema_fields
-from airflow_revcent.columns import table_columns
+from airflow_revcent.rows.columns import table_columns
 
 
 def F(name, kind, mode="NULLABLE", fields=()):

@@ -16,8 +16,8 @@ from airflow_revcent.bigquery.destination import CustomersDestination
 from airflow_revcent.bigquery.fields import staging_schema
 from airflow_revcent.bigquery.staging import RunStaging, WindowFacts
 from airflow_revcent.bigquery.tables import TableRef
-from airflow_revcent.columns import Column
 from airflow_revcent.exceptions import RevCentStagingLostError
+from airflow_revcent.rows.columns import Column
 
 TABLE = TableRef("p", "d", "customers")
 API = (Column("id", "STRING", "REQUIRED"), Column("created_date_unix", "INTEGER", "REQUIRED"))

@@ -19,6 +19,7 @@ from airflow.sdk import BaseHook
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from airflow_revcent.api.options import RequestOptions
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import (
     RevCentAPIError,
     RevCentAuthError,
@@ -31,7 +32,6 @@ from airflow_revcent.exceptions import (
 from airflow_revcent.hooks.revcent import RevCentHook
 from airflow_revcent.resources import customers_resource
 from airflow_revcent.spec import load_spec
-from airflow_revcent.windows import Window
 
 KEY = "rc-unit-key-0123456789"
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from airflow_revcent.columns import customer_columns
 from airflow_revcent.resources.cli import main
+from airflow_revcent.rows.columns import customer_columns
 from tests.unit.resources.synthetic import synthetic_document
 
 
@@ -99,7 +99,7 @@ def test_the_listing_names_an_operation_it_cannot_read(tmp_path):
 
 
 def test_the_command_and_the_resources_import_neither_airflow_nor_google():
-    code = ("import sys, airflow_revcent.resources, airflow_revcent.filters, airflow_revcent.resources.cli\n"
+    code = ("import sys, airflow_revcent.resources, airflow_revcent.api.filters, airflow_revcent.resources.cli\n"
             # Only modules with code: older google packages' *-nspkg.pth files create the empty namespace modules
             # google and google.cloud at interpreter start-up, before anything of ours is imported.
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'google')\n"

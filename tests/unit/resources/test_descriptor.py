@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_revcent.columns import customer_columns, find_column
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.resources import (
     OpenAPIDocument,
@@ -16,6 +15,7 @@ from airflow_revcent.resources import (
     packaged_document,
     parse_max_window,
 )
+from airflow_revcent.rows.columns import customer_columns, find_column
 from airflow_revcent.spec import load_spec
 from tests.unit.resources.synthetic import synthetic_document
 

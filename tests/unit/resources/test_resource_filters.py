@@ -5,8 +5,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from airflow_revcent.api.filters import CustomerFilters, Filters, MetadataFilter, validate_filters
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.filters import CustomerFilters, Filters, MetadataFilter, validate_filters
 from airflow_revcent.resources import OpenAPIDocument, customers_resource, find_resource
 from tests.unit.resources.synthetic import synthetic_document
 

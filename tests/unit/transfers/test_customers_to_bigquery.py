@@ -13,12 +13,9 @@ from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow_revcent import compat
 from airflow_revcent.api.options import RequestOptions
 from airflow_revcent.exceptions import RevCentBigQueryError, RevCentBigQueryPermanentError, RevCentConfigError
-from airflow_revcent.pii import PiiSettings
-from airflow_revcent.transfers.customers_to_bigquery import (
-    PERMANENT_ERRORS,
-    CustomersToBigQueryOperator,
-    default_retry_policy,
-)
+from airflow_revcent.rows.pii import PiiSettings
+from airflow_revcent.transfers.customers_to_bigquery import CustomersToBigQueryOperator
+from airflow_revcent.transfers.revcent_to_bigquery import PERMANENT_ERRORS, default_retry_policy
 
 
 def make(**kwargs):
@@ -90,7 +87,7 @@ def test_static_arguments_fail_when_the_dag_is_parsed(kwargs, message):
 
 @pytest.mark.parametrize("project_id", ["Bad_Project", "ab", 12])
 def test_a_bad_billing_project_fails_naming_it(project_id):
-    from airflow_revcent.transfers.customers_to_bigquery import _project_id
+    from airflow_revcent.transfers.revcent_to_bigquery import _project_id
 
     with pytest.raises(RevCentConfigError, match=f"project_id={project_id!r} must be a Google Cloud project id"):
         _project_id(project_id)
@@ -98,7 +95,7 @@ def test_a_bad_billing_project_fails_naming_it(project_id):
 
 @pytest.mark.parametrize("project_id", [None, "", "None"])
 def test_an_unset_billing_project_is_none(project_id):
-    from airflow_revcent.transfers.customers_to_bigquery import _project_id
+    from airflow_revcent.transfers.revcent_to_bigquery import _project_id
 
     assert _project_id(project_id) is None
     assert _project_id("my-billing-1") == "my-billing-1"
@@ -233,9 +230,9 @@ def _customer(n: int, created: int) -> dict:
 
 
 def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkeypatch):
+    from airflow_revcent.api.paging import WindowStats
     from airflow_revcent.api.reader import WindowBatch
     from airflow_revcent.bigquery.tables import TableRef
-    from airflow_revcent.paging import WindowStats
 
     calls: list[str] = []
 
@@ -273,9 +270,9 @@ def test_execute_composes_read_convert_write_load_in_that_order(tmp_path, monkey
 
 
 def test_a_count_mismatch_with_fail_loads_nothing(tmp_path, monkeypatch):
+    from airflow_revcent.api.paging import WindowStats
     from airflow_revcent.api.reader import WindowBatch
     from airflow_revcent.exceptions import RevCentCountMismatchError
-    from airflow_revcent.paging import WindowStats
 
     calls: list[str] = []
 
@@ -324,7 +321,7 @@ def _summary(**changes):
 
 
 def test_the_closing_lines_say_what_was_read_what_changed_which_job_applied_it_and_how_long():
-    from airflow_revcent.transfers.customers_to_bigquery import closing_lines
+    from airflow_revcent.transfers.revcent_to_bigquery import closing_lines
 
     assert closing_lines(_summary()) == [
         "Read 893 customers from 2 windows (2 skipped as invalid) with 38 requests (3 retries, 1 answered 429) "
@@ -343,9 +340,9 @@ def test_the_closing_lines_say_what_was_read_what_changed_which_job_applied_it_a
 
 
 def test_a_run_logs_its_windows_and_closing_lines_with_the_hooks_counts(tmp_path, monkeypatch):
+    from airflow_revcent.api.paging import WindowStats
     from airflow_revcent.api.reader import WindowBatch
     from airflow_revcent.bigquery.tables import TableRef
-    from airflow_revcent.paging import WindowStats
 
     def batches(windows):
         [window] = windows

@@ -32,8 +32,8 @@ class DocumentHook(FakeHook):
 
 def _empty(windows):
     """Every window read and empty (the reader ends each window with a finished batch)."""
+    from airflow_revcent.api.paging import WindowStats
     from airflow_revcent.api.reader import WindowBatch
-    from airflow_revcent.paging import WindowStats
 
     for index, window in enumerate(windows):
         yield WindowBatch(index, window, [], finished=WindowStats(window, requests=1, total_count=0))
@@ -94,8 +94,8 @@ def test_bad_filters_fail_before_any_page_or_table(filters, message, tmp_path, m
 
 
 def test_filters_reach_the_hook_encoded_and_the_lines_name_the_resource(tmp_path, monkeypatch):
+    from airflow_revcent.api.paging import WindowStats
     from airflow_revcent.api.reader import WindowBatch
-    from airflow_revcent.paging import WindowStats
 
     def batches(windows):
         [window] = windows

@@ -13,6 +13,7 @@ import pytest
 from airflow.sdk import DAG, AssetAlias
 
 from airflow_revcent import API_POOL_ENV, DEFAULT_POOL
+from airflow_revcent.api.windows import Interval, Window
 from airflow_revcent.exceptions import RevCentConfigError
 from airflow_revcent.transfers.revcent_to_bigquery import (
     RevCentToBigQueryOperator,
@@ -27,7 +28,6 @@ from airflow_revcent.transfers.task_group import (
     check_map_length,
     window_items,
 )
-from airflow_revcent.windows import Interval, Window
 
 #: The most one XCom value of the group may take (JSON): a plan, a window, counts. Rows never pass.
 SMALL = 4096

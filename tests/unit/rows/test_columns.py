@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from airflow_revcent.columns import METADATA_COLUMNS, customer_columns, find_column, table_columns
+from airflow_revcent.rows.columns import METADATA_COLUMNS, customer_columns, find_column, table_columns
 from airflow_revcent.spec import load_spec
 
 

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_revcent.columns import customer_columns, find_column
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
-from airflow_revcent.pii import PiiSettings, apply_pii
-from airflow_revcent.records import RecordConverter
+from airflow_revcent.rows.columns import customer_columns, find_column
+from airflow_revcent.rows.pii import PiiSettings, apply_pii
+from airflow_revcent.rows.records import RecordConverter
 
 ID = "A" * 20
 

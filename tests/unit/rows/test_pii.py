@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_revcent.columns import customer_columns, find_column
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.pii import PiiSettings, apply_pii, check_paths
+from airflow_revcent.rows.columns import customer_columns, find_column
+from airflow_revcent.rows.pii import PiiSettings, apply_pii, check_paths
 
 
 @pytest.mark.parametrize(
@@ -68,9 +68,9 @@ def test_columns_under_the_settings():
 
 
 def test_a_resources_own_key_or_creation_field_cannot_be_excluded_or_hashed():
-    from airflow_revcent.columns import customer_columns
     from airflow_revcent.exceptions import RevCentConfigError
-    from airflow_revcent.pii import PiiSettings, apply_pii
+    from airflow_revcent.rows.columns import customer_columns
+    from airflow_revcent.rows.pii import PiiSettings, apply_pii
 
     with pytest.raises(RevCentConfigError, match="'email' cannot be excluded or hashed: the pipeline needs it"):
         apply_pii(customer_columns(), PiiSettings(exclude_fields=["email"]), keep=("email", "created_date_unix"))

@@ -5,7 +5,7 @@ column and path; nothing is looked up or concatenated per field at run time.
 
 How values land (every value written is one BigQuery's NDJSON loader accepts for its column):
 
-* Pages are parsed exactly (:mod:`airflow_revcent.jsontext`): numbers with a fraction or an
+* Pages are parsed exactly (:mod:`airflow_revcent.rows.jsontext`): numbers with a fraction or an
   exponent are ``Decimal`` of their text, never a binary float; integers are ints of any size.
 * Text: a lone surrogate escape (``"\\ud83d"``, a string cut inside an emoji) becomes U+FFFD in its
   place, the rest of the string intact, in values and in object keys; each (customer id, field
@@ -32,10 +32,10 @@ How values land (every value written is one BigQuery's NDJSON loader accepts for
 * A data error (a value of the wrong type, or outside its column's range) fails the run with the
   customer id and field path (``on_invalid_record="fail"``), or the value is kept as sent in
   ``_unknown_fields`` (``"keep"``). A customer whose id is null or empty is a data error too
-  (see :mod:`airflow_revcent.paging`): ``"keep"`` skips it and counts it.
+  (see :mod:`airflow_revcent.api.paging`): ``"keep"`` skips it and counts it.
 * ``exclude_fields`` drop fields before they leave the worker; ``hash_fields`` replace values by
   a keyed SHA-256 (HMAC) hex digest (of the value's canonical JSON when it is not a string).
-* The content hash is the SHA-256 of the row's canonical JSON (:func:`airflow_revcent.jsontext.dumps`):
+* The content hash is the SHA-256 of the row's canonical JSON (:func:`airflow_revcent.rows.jsontext.dumps`):
   deterministic for decimals (their plain text) as for every other value.
 """
 
@@ -47,11 +47,11 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Literal
 
-from airflow_revcent.columns import PARTITION_COLUMN, UNKNOWN_FIELDS_COLUMN, Column
 from airflow_revcent.exceptions import RevCentConfigError, RevCentDataError
-from airflow_revcent.jsontext import int64_value
-from airflow_revcent.pii import PiiSettings, apply_pii
-from airflow_revcent.timefmt import timestamp_text
+from airflow_revcent.rows.columns import UNKNOWN_FIELDS_COLUMN, Column
+from airflow_revcent.rows.jsontext import int64_value
+from airflow_revcent.rows.pii import PiiSettings
+from airflow_revcent.rows.timefmt import timestamp_text
 
 InvalidPolicy = Literal["fail", "keep"]
 INVALID_POLICIES: tuple[str, ...] = ("fail", "keep")
@@ -469,5 +469,3 @@ _PLAIN_TYPES: dict[str, frozenset[type]] = {
     "STRING": frozenset({str}),
     "BOOLEAN": frozenset({bool}),
 }
-
-__all__ = ["PARTITION_COLUMN", "PiiSettings", "RecordConverter", "apply_pii"]  # PII names: from .pii

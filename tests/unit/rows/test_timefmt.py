@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from airflow_revcent.timefmt import sql_timestamp_text, timestamp_text, unix_text
+from airflow_revcent.rows.timefmt import sql_timestamp_text, timestamp_text, unix_text
 
 FIRST = datetime(1, 1, 1, tzinfo=UTC)
 LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.timefmt import unix_text
+from airflow_revcent.rows.timefmt import unix_text
 
 #: The API refuses ranges longer than 90 days.
 API_MAX_RANGE = timedelta(days=90)

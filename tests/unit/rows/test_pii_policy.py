@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_revcent.columns import Column, customer_columns
 from airflow_revcent.exceptions import RevCentConfigError, RevCentPiiPolicyError
-from airflow_revcent.pii import (
+from airflow_revcent.rows.columns import Column, customer_columns
+from airflow_revcent.rows.pii import (
     PiiPolicy,
     PiiSettings,
     apply_pii,

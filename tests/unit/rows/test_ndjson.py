@@ -6,7 +6,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from airflow_revcent.ndjson import NdjsonWriter, metadata_suffix, sweep_stale_dirs
+from airflow_revcent.rows.ndjson import NdjsonWriter, metadata_suffix, sweep_stale_dirs
 
 SUFFIX = metadata_suffix(extracted_at=datetime(2026, 11, 2, 1, 2, 3, tzinfo=UTC),
                          interval_start=1761955200, interval_end=1762041600, run_id="scheduled__2026-11-01")
@@ -62,7 +62,7 @@ def test_sweep_removes_folders_of_dead_runs_only(tmp_path):
 def test_each_row_carries_the_read_time_of_its_page_and_keeps_it_through_a_rewrite(tmp_path):
     from decimal import Decimal
 
-    from airflow_revcent.ndjson import read_time_members
+    from airflow_revcent.rows.ndjson import read_time_members
 
     page_1 = read_time_members(datetime(2026, 11, 2, 1, 2, 4, 500, tzinfo=UTC))
     with NdjsonWriter(SUFFIX, directory=str(tmp_path)) as writer:

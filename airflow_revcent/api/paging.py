@@ -31,11 +31,11 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import RevCentAPIError, RevCentDataError, RevCentWindowUnsettledError
-from airflow_revcent.windows import Window
 
 if TYPE_CHECKING:
-    from airflow_revcent.records import InvalidPolicy
+    from airflow_revcent.rows.records import InvalidPolicy
 
 DEFAULT_MAX_PASSES = 5
 

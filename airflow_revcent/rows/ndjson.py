@@ -1,6 +1,6 @@
 """Rows to newline-delimited JSON files on local disk, as they arrive: memory stays flat.
 
-Each row is serialised once, canonically (:func:`airflow_revcent.jsontext.dumps`: sorted keys, no
+Each row is serialised once, canonically (:func:`airflow_revcent.rows.jsontext.dumps`: sorted keys, no
 spaces, decimals exact); the SHA-256 of that text is the row's ``_content_hash``, and the metadata
 columns are spliced onto the same text, so a row costs one serialisation. Each row carries the time
 its page was received (``_extracted_at``): overlapping runs are ordered by when each customer was
@@ -25,10 +25,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from airflow_revcent import jsontext
-from airflow_revcent.columns import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
 from airflow_revcent.exceptions import RevCentDiskSpaceError
-from airflow_revcent.timefmt import timestamp_text, unix_text
+from airflow_revcent.rows import jsontext
+from airflow_revcent.rows.columns import METADATA_COLUMNS, UNKNOWN_FIELDS_COLUMN
+from airflow_revcent.rows.timefmt import timestamp_text, unix_text
 
 #: Files roll over at 64 MiB: the BigQuery client uploads a file in chunks of up to 100 MB held in
 #: memory, so a smaller file keeps the task's memory flat however many customers a run loads.
@@ -43,7 +43,7 @@ _READ_TIME_MEMBERS = ("_extracted_at", "_first_seen_at", "_last_changed_at")
 
 def canonical_json(row: dict[str, Any]) -> bytes:
     """The row's canonical text: sorted keys, no spaces, UTF-8, decimals as their exact plain text,
-    floats in shortest form (see :func:`airflow_revcent.jsontext.dumps`).
+    floats in shortest form (see :func:`airflow_revcent.rows.jsontext.dumps`).
 
     :param row: the row (the API part).
     """

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_revcent.pacing import DECREASE, MIN_RATE, Pacer
+from airflow_revcent.api.pacing import DECREASE, MIN_RATE, Pacer
 
 
 class FakeClock:

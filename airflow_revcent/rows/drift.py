@@ -8,7 +8,7 @@ table's columns). Objects, arrays and paths with mixed types stay in ``_unknown_
 
 Types: strings STRING, booleans BOOLEAN, integers INTEGER, decimals NUMERIC (integers mixed with
 decimals too), decimals beyond NUMERIC's 9 places FLOAT. A promoted INTEGER beyond +-(2**53 - 1) is
-written as a string of its digits, as every INTEGER is (:func:`airflow_revcent.jsontext.int64_value`).
+written as a string of its digits, as every INTEGER is (:func:`airflow_revcent.rows.jsontext.int64_value`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow_revcent.columns import UNKNOWN_FIELDS_COLUMN, Column
-from airflow_revcent.jsontext import int64_value
+from airflow_revcent.rows.columns import UNKNOWN_FIELDS_COLUMN, Column
+from airflow_revcent.rows.jsontext import int64_value
 
 #: Marks a promoted column in the table, so later runs know it holds an API field (a column a user
 #: added by hand is never written by the pipeline).

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from airflow_revcent.columns import Column, customer_columns, find_column
 from airflow_revcent.exceptions import RevCentConfigError, RevCentPiiPolicyError
-from airflow_revcent.jsontext import decimal_text, dumps
+from airflow_revcent.rows.columns import Column, customer_columns, find_column
+from airflow_revcent.rows.jsontext import decimal_text, dumps
 
 #: What apply_pii appends to a hashed column's description; it also tells, in a table from before
 #: policies were recorded, which columns hold HMACs.

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from airflow_revcent import jsontext
 from airflow_revcent.bigquery.fields import to_schema_fields
-from airflow_revcent.columns import customer_columns
-from airflow_revcent.drift import column_type
 from airflow_revcent.exceptions import RevCentDataError
-from airflow_revcent.ndjson import canonical_json
-from airflow_revcent.records import RecordConverter, value_kind
+from airflow_revcent.rows import jsontext
+from airflow_revcent.rows.columns import customer_columns
+from airflow_revcent.rows.drift import column_type
+from airflow_revcent.rows.ndjson import canonical_json
+from airflow_revcent.rows.records import RecordConverter, value_kind
 from tests.bq_rules.loader import check_row, parse_line
 
 ID = "A" * 20

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from airflow_revcent.columns import Column, customer_columns, find_column
-from airflow_revcent.drift import (
+from airflow_revcent.rows.columns import Column, customer_columns, find_column
+from airflow_revcent.rows.drift import (
     PROMOTED_DESCRIPTION,
     Promotion,
     add_columns,
@@ -10,7 +10,7 @@ from airflow_revcent.drift import (
     promote,
     with_promoted,
 )
-from airflow_revcent.records import RecordConverter, value_kind
+from airflow_revcent.rows.records import RecordConverter, value_kind
 
 
 def test_value_kinds_and_unambiguous_types():

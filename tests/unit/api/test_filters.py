@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_revcent.api.filters import CustomerFilters, MetadataFilter
 from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.filters import CustomerFilters, MetadataFilter
 
 CAMPAIGN = "C" * 20
 GROUP = "G" * 20

@@ -5,8 +5,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from airflow_revcent.exceptions import RevCentConfigError
-from airflow_revcent.windows import (
+from airflow_revcent.api.windows import (
     API_MAX_RANGE,
     DEFAULT_WINDOW,
     MAX_WINDOW,
@@ -17,6 +16,7 @@ from airflow_revcent.windows import (
     split_windows,
     validate_window_size,
 )
+from airflow_revcent.exceptions import RevCentConfigError
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

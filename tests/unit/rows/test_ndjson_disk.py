@@ -7,7 +7,7 @@ from collections import namedtuple
 import pytest
 
 from airflow_revcent.exceptions import RevCentDiskSpaceError
-from airflow_revcent.ndjson import BYTES_PER_CUSTOMER_GUESS, bytes_per_item, check_disk, estimate_open_bytes
+from airflow_revcent.rows.ndjson import BYTES_PER_CUSTOMER_GUESS, bytes_per_item, check_disk, estimate_open_bytes
 
 
 def test_the_estimate_covers_the_windows_in_flight_not_the_whole_run():

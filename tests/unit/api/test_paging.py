@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_revcent.api.paging import CustomersPage, WindowReader
+from airflow_revcent.api.windows import Window
 from airflow_revcent.exceptions import RevCentAPIError, RevCentDataError, RevCentWindowUnsettledError
-from airflow_revcent.paging import CustomersPage, WindowReader
-from airflow_revcent.windows import Window
 
 WINDOW = Window(1000, 2000)
 
@@ -201,7 +201,7 @@ def test_the_key_and_creation_fields_come_from_the_resource():
 
 
 def test_an_integer_key_identifies_items_as_a_string_one_does():
-    from airflow_revcent.paging import CustomersPage
+    from airflow_revcent.api.paging import CustomersPage
 
     reader = WindowReader(WINDOW, key_field="number")
     reader.start()
