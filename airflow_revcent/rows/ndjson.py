@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -269,8 +270,13 @@ class NdjsonWriter:
 
 
 class WindowFiles:
-    """One :class:`NdjsonWriter` per window in flight: opened on the window's first row, closed (its files
-    removed) once the window is staged, so local disk holds only the windows being read.
+    """One :class:`NdjsonWriter` per window in flight: opened on the window's first row, handed over once
+    the window is read (:meth:`detach`: it waits for the staging worker) and closed, its files removed, once
+    the window is staged (:meth:`release`), so local disk holds only the windows being read and the read
+    windows waiting to be staged.
+
+    The reader opens, writes and detaches; the staging worker releases. The counts that span both
+    (:attr:`rows`, :attr:`bytes`, :attr:`bytes_on_disk`, :attr:`peak_bytes`) are kept under a lock.
 
     :param suffix: metadata members from :func:`metadata_suffix`.
     :param max_file_bytes: roll over to a new file past this size.
@@ -285,13 +291,20 @@ class WindowFiles:
             NdjsonWriter, suffix, max_file_bytes=max_file_bytes, directory=directory, created_field=created_field,
             name=name)
         self.directory = Path(directory or tempfile.gettempdir())
+        #: Windows being read, by index (the reader's alone).
         self.open: dict[int, NdjsonWriter] = {}
+        #: Read windows not yet staged (a window read again may be here and in :attr:`open` at once).
+        self.pending: list[NdjsonWriter] = []
+        self._lock = threading.Lock()
         self._closed_rows = 0
         self._closed_bytes = 0
-        #: The most bytes the open windows' files held at once (checked at every batch and before staging).
+        #: The most bytes the windows' files held at once, waiting ones included (checked at every batch,
+        #: at each hand-over and before staging).
         self.peak_bytes = 0
-        #: The most windows open at once.
+        #: The most windows being read at once.
         self.peak_windows = 0
+        #: The most read windows waiting to be staged at once (the one being staged included).
+        self.peak_pending = 0
 
     def writer(self, index: int) -> NdjsonWriter:
         """The writer of window ``index``, opened on first use."""
@@ -304,33 +317,60 @@ class WindowFiles:
     @property
     def rows(self) -> int:
         """Rows written in all, windows staged included."""
-        return self._closed_rows + sum(w.rows for w in self.open.values())
+        with self._lock:
+            return self._closed_rows + sum(w.rows for w in (*self.open.values(), *self.pending))
 
     @property
     def bytes(self) -> int:
         """Bytes written in all, windows staged included (a rewritten window counts once)."""
-        return self._closed_bytes + sum(w.bytes for w in self.open.values())
+        with self._lock:
+            return self._closed_bytes + sum(w.bytes for w in (*self.open.values(), *self.pending))
 
     @property
     def bytes_on_disk(self) -> int:
-        """Bytes the open windows' files hold now."""
-        return sum(w.bytes for w in self.open.values())
+        """Bytes the files of the windows being read and of those waiting to be staged hold now."""
+        with self._lock:
+            return self._on_disk()
+
+    def _on_disk(self) -> int:
+        return sum(w.bytes for w in (*self.open.values(), *self.pending))
 
     def note(self) -> None:
         """Record the bytes on disk now in :attr:`peak_bytes`."""
-        self.peak_bytes = max(self.peak_bytes, self.bytes_on_disk)
+        with self._lock:
+            self.peak_bytes = max(self.peak_bytes, self._on_disk())
+
+    def detach(self, index: int) -> NdjsonWriter:
+        """Hand window ``index``'s writer over to staging: it is no longer written, its files stay (and count)
+        until :meth:`release`; the window read again gets a new writer."""
+        writer = self.writer(index)
+        with self._lock:
+            del self.open[index]
+            self.pending.append(writer)
+            self.peak_pending = max(self.peak_pending, len(self.pending))
+            self.peak_bytes = max(self.peak_bytes, self._on_disk())
+        return writer
+
+    def release(self, writer: NdjsonWriter) -> None:
+        """Close a detached writer and remove its files (its window is staged)."""
+        with self._lock:
+            self.pending.remove(writer)
+            self._closed_rows += writer.rows
+            self._closed_bytes += writer.bytes
+        writer.close()
 
     def close(self, index: int) -> None:
         """Close window ``index``'s writer and remove its files (the window is staged)."""
-        writer = self.open.pop(index, None)
-        if writer is not None:
-            self._closed_rows += writer.rows
-            self._closed_bytes += writer.bytes
-            writer.close()
+        if index in self.open:
+            self.release(self.detach(index))
 
     def close_all(self) -> None:
-        for index in list(self.open):
-            writer = self.open.pop(index)
+        """Close every writer, read or waiting, and remove their files (the run ended or failed)."""
+        with self._lock:
+            writers = [*self.open.values(), *self.pending]
+            self.open.clear()
+            self.pending.clear()
+        for writer in writers:
             writer.close()
 
     def __enter__(self) -> WindowFiles:

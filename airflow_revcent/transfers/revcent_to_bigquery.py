@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -471,6 +472,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         #: This attempt's read (for the summary): the windows' files, what the read found, the converter.
         self._files: WindowFiles | None = None
         self._extraction: Extraction | None = None
+        #: Set by on_kill: the staging thread stops (created when first needed: an Event does not deep-copy).
+        self._stopped: threading.Event | None = None
         self._converter: RecordConverter | None = None
 
     @staticmethod
@@ -670,8 +673,8 @@ class RevCentToBigQueryOperator(BaseOperator):
         promoted: dict[str, Promotion] = {}
         fail = self.on_count_mismatch == "fail"
 
-        def before_stage(writer: NdjsonWriter) -> None:
-            self._promote(converter, destination, staging, writer, promoted)
+        def before_stage(writer: NdjsonWriter, kinds: Mapping[str, set[str]]) -> None:
+            self._promote(kinds, destination, staging, writer, promoted)
 
         def stage(index: int, files: Sequence[Any], tally: WindowTally, stats: WindowStats, reconciled: bool) -> None:
             window = plan.windows[index]
@@ -681,6 +684,8 @@ class RevCentToBigQueryOperator(BaseOperator):
                 created_max=tally.created_max, digest=tally.hexdigest[:32]), mark=reconciled)
 
         sweep_stale_dirs(self.tmp_dir)
+        if self._stopped is None:
+            self._stopped = threading.Event()
         with WindowFiles(suffix, max_file_bytes=self.max_file_bytes, directory=self.tmp_dir,
                          created_field=resource.created_field, name=resource.name) as files:
             self._files = files
@@ -688,7 +693,7 @@ class RevCentToBigQueryOperator(BaseOperator):
                 self.revcent_hook, resource, [plan.windows[i] for i in todo], filters=plan.filters,
                 converter=converter, files=files, stage=stage, before_stage=before_stage, indexes=todo,
                 total=len(plan.windows), page_size=self.page_size, on_invalid_record=self.on_invalid_record,
-                fail_on_count_mismatch=fail, started=plan.started, log=self.log)
+                fail_on_count_mismatch=fail, started=plan.started, log=self.log, stopped=self._stopped)
         self._extraction.promoted = {p.path: p.type for p in promoted.values()}
 
     def _run_key(self, context: Context, table: TableRef, resource: Resource, filters: Any) -> str:
@@ -813,8 +818,11 @@ class RevCentToBigQueryOperator(BaseOperator):
         return self.pii.with_key((BaseHook.get_connection(str(self.pii.hash_key_conn_id)).password or "").encode())
 
     def on_kill(self) -> None:
-        """Stop reading and cancel the running BigQuery job: a task marked failed or timed out must not let
-        its transaction commit later."""
+        """Stop reading and staging and cancel the running BigQuery job: a task marked failed or timed out must
+        not let its transaction commit later."""
+        if self._stopped is None:
+            self._stopped = threading.Event()
+        self._stopped.set()  # the staging thread drops the windows waiting (no lock taken: a signal handler)
         if "revcent_hook" in self.__dict__:
             self.revcent_hook.cancel()
         if self._active_destination is not None:
@@ -846,15 +854,18 @@ class RevCentToBigQueryOperator(BaseOperator):
             created_field=resource.created_field)
         return self._active_destination
 
-    def _promote(self, converter: RecordConverter, destination: CustomersDestination, staging: RunStaging,
-                 writer: NdjsonWriter, promoted: dict[str, Promotion]) -> None:
-        """Before a window is staged: promote the unknown fields seen so far (cumulatively: the destination and
-        the run's staging table get the new columns), and rewrite the window's files with every promotion whose
-        type still fits what was seen (a path that turned out mixed stays in ``_unknown_fields``)."""
-        if not self.promote_unknown_fields or not converter.unknown_kinds:
+    def _promote(self, unknown_kinds: Mapping[str, set[str]], destination: CustomersDestination,
+                 staging: RunStaging, writer: NdjsonWriter, promoted: dict[str, Promotion]) -> None:
+        """Before a window is staged (on the staging thread, so no load runs meanwhile): promote the unknown
+        fields seen so far (cumulatively: the destination and the run's staging table get the new columns), and
+        rewrite the window's files with every promotion whose type still fits what was seen (a path that turned
+        out mixed stays in ``_unknown_fields``).
+
+        :param unknown_kinds: path -> kinds of value seen when the window finished (a copy: the reader goes on).
+        """
+        if not self.promote_unknown_fields or not unknown_kinds:
             return
-        planned = [p for p in plan_promotions(converter.unknown_kinds, destination.api_columns)
-                   if p.path not in promoted]
+        planned = [p for p in plan_promotions(unknown_kinds, destination.api_columns) if p.path not in promoted]
         if planned:
             added = destination.add_api_columns(planned)
             if added:
@@ -862,7 +873,7 @@ class RevCentToBigQueryOperator(BaseOperator):
                 self.log.warning("Promoted fields the spec does not describe to columns of %s: %s",
                                  destination.table, ", ".join(f"{p.path} {p.type}" for p in added))
             promoted.update({p.path: p for p in added})
-        active = [p for p in promoted.values() if column_type(converter.unknown_kinds.get(p.path, ())) == p.type]
+        active = [p for p in promoted.values() if column_type(unknown_kinds.get(p.path, ())) == p.type]
         if active and writer.rows:
             writer.rewrite(lambda row: promote(row, active))
 
