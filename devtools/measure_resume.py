@@ -10,7 +10,9 @@ means the same for code that has no counter of its own.
   attempt 2 of the same run: requests of each, and their ratio.
 * ``disk``: one run of ``--customers`` (default 100,000) over 4 windows: peak bytes of its files.
 
-Usage: ``PYTHONPATH=$PWD .venv/bin/python -m devtools.measure_resume [--customers 100000] [--before DIR]``.
+Usage: ``PYTHONPATH=$PWD .venv/bin/python -m devtools.measure_resume [--customers 100000] [--before DIR]
+[--only disk] [--repeat N]`` (``--repeat``: the disk run N times per checkout, before and after alternating,
+for wall times on a shared machine).
 Measurements, not tests: nothing here asserts.
 """
 
@@ -129,60 +131,76 @@ def main() -> None:
     parser.add_argument("--resume-customers", type=int, default=20_000, help="customers of the resume run")
     parser.add_argument("--before", type=Path, help="another checkout whose code gives the 'before' figures")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--only", choices=("resume", "disk"), help="one measurement only")
+    parser.add_argument("--repeat", type=int, default=1, help="disk runs per checkout (alternating)")
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
         return
     sys.path.insert(0, str(ROOT))
     from devtools import localbq
-    from revcent_sandbox import CustomerStore, SandboxServer
 
     bq = localbq.start()
     results: dict[str, Any] = {}
     try:
         codes = {"after": ROOT, **({"before": args.before} if args.before else {})}
-        # Resume: 8 windows of 7 days; attempt 1 fails after 80 % of the run's pages.
-        end = START + timedelta(days=56)
-        store = CustomerStore(seed=19, count=args.resume_customers, start=_unix(START), end=_unix(end))
-        with SandboxServer(store, api_key=API_KEY).start() as server:
-            pages = sum(max(1, math.ceil(len(store.truth(_unix(START + timedelta(days=7 * i)) - 1,
-                                                          _unix(START + timedelta(days=7 * i + 7)) + 1)) / 25))
-                        for i in range(8))
-            for label, code in codes.items():
-                config = {"sandbox_url": server.url, "bq_connection": bq.connection_uri_json(),
-                          "table": f"measure.resume_{label}_{int(time.time())}", "date_start": START.isoformat(),
-                          "date_end": end.isoformat(), "window_days": 7, "fail_after": int(pages * 0.8)}
-                result = _run_child(config, code)
-                first, second = result["requests"]
-                results[f"resume_{label}"] = {"pages": pages, "attempt1_requests": first, "attempt2_requests": second,
-                                              "ratio": round(second / first, 3),
-                                              "attempt2_seconds": result["summary"].get("wall_seconds")}
-                print(f"resume ({label}): {pages} pages in 8 windows; attempt 1 sent {first} requests and failed, "
-                      f"attempt 2 sent {second}: ratio {second / first:.2f}", flush=True)
-        # Disk: --customers over 4 windows of 22 days.
-        end = START + timedelta(days=88)
-        store = CustomerStore(seed=20, count=args.customers, start=_unix(START), end=_unix(end))
-        with SandboxServer(store, api_key=API_KEY).start() as server:
-            for label, code in codes.items():
-                config = {"sandbox_url": server.url, "bq_connection": bq.connection_uri_json(),
-                          "table": f"measure.disk_{label}_{int(time.time())}", "date_start": START.isoformat(),
-                          "date_end": end.isoformat(), "window_days": 22}
-                result = _run_child(config, code)
-                summary = result["summary"]
-                results[f"disk_{label}"] = {
-                    "customers": summary.get("records_loaded"), "windows": summary.get("windows"),
-                    "sampled_peak_bytes": result["sampled_peak_bytes"],
-                    "counted_peak_bytes": summary.get("peak_disk_bytes"), "seconds": summary.get("wall_seconds")}
-                print(f"disk ({label}): {summary.get('records_loaded')} customers in {summary.get('windows')} windows, "
-                      f"peak {result['sampled_peak_bytes'] / 1e6:.1f} MB on disk (sampled)"
-                      + (f", {summary['peak_disk_bytes'] / 1e6:.1f} MB (the run's own counter)"
-                         if summary.get("peak_disk_bytes") else "")
-                      + f", {summary.get('wall_seconds')} s", flush=True)
+        if args.only != "disk":
+            _measure_resume(args, bq, codes, results)
+        if args.only != "resume":
+            _measure_disk(args, bq, codes, results)
     finally:
         bq.stop()
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def _measure_resume(args: Any, bq: Any, codes: dict[str, Path], results: dict[str, Any]) -> None:
+    from revcent_sandbox import CustomerStore, SandboxServer
+
+    # Resume: 8 windows of 7 days; attempt 1 fails after 80 % of the run's pages.
+    end = START + timedelta(days=56)
+    store = CustomerStore(seed=19, count=args.resume_customers, start=_unix(START), end=_unix(end))
+    with SandboxServer(store, api_key=API_KEY).start() as server:
+        pages = sum(max(1, math.ceil(len(store.truth(_unix(START + timedelta(days=7 * i)) - 1,
+                                                      _unix(START + timedelta(days=7 * i + 7)) + 1)) / 25))
+                    for i in range(8))
+        for label, code in codes.items():
+            config = {"sandbox_url": server.url, "bq_connection": bq.connection_uri_json(),
+                      "table": f"measure.resume_{label}_{int(time.time())}", "date_start": START.isoformat(),
+                      "date_end": end.isoformat(), "window_days": 7, "fail_after": int(pages * 0.8)}
+            result = _run_child(config, code)
+            first, second = result["requests"]
+            results[f"resume_{label}"] = {"pages": pages, "attempt1_requests": first, "attempt2_requests": second,
+                                          "ratio": round(second / first, 3),
+                                          "attempt2_seconds": result["summary"].get("wall_seconds")}
+            print(f"resume ({label}): {pages} pages in 8 windows; attempt 1 sent {first} requests and failed, "
+                  f"attempt 2 sent {second}: ratio {second / first:.2f}", flush=True)
+
+
+def _measure_disk(args: Any, bq: Any, codes: dict[str, Path], results: dict[str, Any]) -> None:
+    from revcent_sandbox import CustomerStore, SandboxServer
+
+    # Disk: --customers over 4 windows of 22 days.
+    end = START + timedelta(days=88)
+    store = CustomerStore(seed=20, count=args.customers, start=_unix(START), end=_unix(end))
+    with SandboxServer(store, api_key=API_KEY).start() as server:
+        for round_, (label, code) in enumerate([item for _ in range(args.repeat) for item in codes.items()]):
+            config = {"sandbox_url": server.url, "bq_connection": bq.connection_uri_json(),
+                      "table": f"measure.disk_{label}_{round_}_{int(time.time())}",
+                      "date_start": START.isoformat(), "date_end": end.isoformat(), "window_days": 22}
+            result = _run_child(config, code)
+            summary = result["summary"]
+            key = f"disk_{label}" if args.repeat == 1 else f"disk_{label}_{round_ // len(codes) + 1}"
+            results[key] = {
+                "customers": summary.get("records_loaded"), "windows": summary.get("windows"),
+                "sampled_peak_bytes": result["sampled_peak_bytes"],
+                "counted_peak_bytes": summary.get("peak_disk_bytes"), "seconds": summary.get("wall_seconds")}
+            print(f"disk ({label}): {summary.get('records_loaded')} customers in {summary.get('windows')} windows, "
+                  f"peak {result['sampled_peak_bytes'] / 1e6:.1f} MB on disk (sampled)"
+                  + (f", {summary['peak_disk_bytes'] / 1e6:.1f} MB (the run's own counter)"
+                     if summary.get("peak_disk_bytes") else "")
+                  + f", {summary.get('wall_seconds')} s", flush=True)
 
 
 if __name__ == "__main__":
