@@ -89,9 +89,12 @@ def child(config: dict[str, Any]) -> None:
 
 def _folder_bytes(folder: Path) -> int:
     total = 0
-    for path in folder.rglob("*.ndjson"):
-        with contextlib.suppress(OSError):  # removed while being measured
-            total += path.stat().st_size
+    # os.walk skips a folder removed while it is walked (rglob raises): windows' folders come and go.
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if name.endswith(".ndjson"):
+                with contextlib.suppress(OSError):  # removed while being measured
+                    total += os.stat(os.path.join(parent, name)).st_size
     return total
 
 
