@@ -142,7 +142,9 @@ README_ARGUMENTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("on_invalid_record",), "",
      "`\"keep\"`: values of the wrong type or outside their column's range go to `_unknown_fields`, customers "
      "without a usable id are skipped and counted ([How values land](#how-values-land))"),
-    (("staging_expiration",), "", "how long a staging table a killed run leaves behind survives"),
+    (("staging_expiration",), "", "how long a run's staging table and window markers survive: "
+                                    "a retry within it resumes; "
+                                    "what a killed run left expires"),
     (("max_file_bytes",), "", "the local NDJSON file rolls over past this size (one load job per file)"),
     (("lookback",), "0", "also re-read this long before the interval (timedelta or `\"P35D\"`; templated)"),
     (("pii",), "none",

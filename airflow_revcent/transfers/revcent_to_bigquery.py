@@ -340,7 +340,8 @@ class RevCentToBigQueryOperator(BaseOperator):
     :param on_invalid_record: ``"fail"`` (default): an item (a customer) that does not match the spec fails the
         run, naming the item and field; ``"keep"``: such values go to ``_unknown_fields`` and items
         without a usable id are skipped and counted.
-    :param staging_expiration: lifetime of a staging table a killed run leaves behind (default 1 day).
+    :param staging_expiration: how long a run's staging table and window markers survive (default 1 day): a
+        retry within it resumes from the windows staged; one left by a killed run expires by itself.
     :param max_file_bytes: size at which the local NDJSON file rolls over (one load job per file).
     :param lookback: also re-read items created this long before the interval, and update those that
         changed (a ``timedelta`` or an ISO-8601 duration such as ``"P35D"``; templated). Default 0: the
