@@ -22,13 +22,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from devtools.measure_resume import API_KEY, START, _folder_bytes, _unix
+from devtools.measure_resume import API_KEY, START, _unix, peak_folder_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -72,22 +71,11 @@ def _env(home: Path, dags: Path, sandbox_url: str, bq_connection: str) -> dict[s
 
 def _dags_test(env: dict[str, str], dag_id: str, tmp: Path) -> tuple[float, int, str]:
     """(wall seconds, peak bytes sampled in ``tmp``, output tail) of ``airflow dags test dag_id``."""
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _folder_bytes(tmp))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    started = time.monotonic()
-    result = subprocess.run([AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True,
-                            timeout=3600, check=False)
-    seconds = time.monotonic() - started
-    done.set()
-    sampler.join()
+    with peak_folder_bytes(tmp) as peak:
+        started = time.monotonic()
+        result = subprocess.run([AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True,
+                                timeout=3600, check=False)
+        seconds = time.monotonic() - started
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise SystemExit(f"airflow dags test {dag_id} failed:\n{output[-4000:]}")

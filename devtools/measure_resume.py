@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,27 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+@contextlib.contextmanager
+def peak_folder_bytes(folder: Path) -> Iterator[list[int]]:
+    """Sample the NDJSON bytes under ``folder`` every 20 ms while the block runs; the peak is ``[0]`` of what
+    it yields (read it after the block)."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _folder_bytes(folder))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+
+
 def _run_child(config: dict[str, Any], code: Path) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="revcent-measure-"))
     config = {**config, "tmp": str(tmp)}
@@ -106,19 +128,8 @@ def _run_child(config: dict[str, Any], code: Path) -> dict[str, Any]:
     # from `code`).
     process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
                                cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _folder_bytes(tmp))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output, _ = process.communicate()
-    done.set()
-    sampler.join()
+    with peak_folder_bytes(tmp) as peak:
+        output, _ = process.communicate()
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     if not lines:
         raise SystemExit(f"the measured run failed ({code}):\n{output[-4000:]}")
